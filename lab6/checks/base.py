@@ -1,0 +1,92 @@
+"""Shared machinery of the graded checks: the failure type, safe calls, and shape tests.
+
+A check runs the student's function on small inputs, compares with answers computed
+independently, and raises :class:`CheckFailed` with a message about the student's own
+values. The message never contains the expected tensor itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch
+
+from lab6.i18n import Lab6Error, tr
+
+__all__ = ["CheckFailed", "call_student", "expect_tensor", "expect_shape", "expect_unchanged", "announce_pass", "fmt"]
+
+_MAX_ERROR_TEXT = 300
+
+
+class CheckFailed(Lab6Error):
+    """A graded check that did not pass.
+
+    ``item`` is the graded item (see :mod:`lab6.checks.items`), ``key`` names the cause
+    (a message key in ``lab6/messages/checks.py``), so tests and the autograder can match
+    the cause without parsing text. In Jupyter only the message is shown, not a traceback.
+    """
+
+    def __init__(self, item: str, key: str, **values: object) -> None:
+        self.item = item
+        self.key = key
+        self.values = values
+        self.detail = tr(key, **values)
+        ValueError.__init__(self, tr("checks.failed", item=item, detail=self.detail))
+
+    def _render_traceback_(self) -> list[str]:
+        """Show IPython users the message alone, without the Python frames behind it."""
+        return [str(self)]
+
+
+def fmt(value: Any) -> str:
+    """Format a tensor, list or number compactly for a message."""
+    if isinstance(value, torch.Tensor):
+        value = value.tolist()
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def call_student(item: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call the student's function; turn its exceptions into a short :class:`CheckFailed`."""
+    name = getattr(fn, "__name__", repr(fn))
+    if not callable(fn):
+        raise CheckFailed(item, "checks.not_callable", kind=type(fn).__name__)
+    try:
+        return fn(*args, **kwargs)
+    except NotImplementedError:
+        raise CheckFailed(item, "checks.not_implemented", name=name) from None
+    except CheckFailed:
+        raise
+    except Exception as exc:  # any error in student code becomes a message, not a traceback
+        text = f"{type(exc).__name__}: {exc}"
+        if len(text) > _MAX_ERROR_TEXT:
+            text = text[: _MAX_ERROR_TEXT - 3] + "..."
+        raise CheckFailed(item, "checks.raised", name=name, error=text) from None
+
+
+def expect_tensor(item: str, value: Any, what: str) -> torch.Tensor:
+    """Raise unless ``value`` is a tensor."""
+    if not isinstance(value, torch.Tensor):
+        raise CheckFailed(item, "checks.not_tensor", what=what, kind=type(value).__name__)
+    return value
+
+
+def expect_shape(item: str, value: Any, shape: Sequence[int], what: str, meaning: str) -> torch.Tensor:
+    """Raise unless ``value`` is a tensor of exactly ``shape``; ``meaning`` names the axes."""
+    tensor = expect_tensor(item, value, what)
+    if tuple(tensor.shape) != tuple(shape):
+        raise CheckFailed(
+            item, "checks.bad_shape", what=what, got=list(tensor.shape), expected=list(shape), meaning=meaning
+        )
+    return tensor
+
+
+def expect_unchanged(item: str, before: torch.Tensor, after: torch.Tensor, argument: str) -> None:
+    """Raise when the student's function modified an input tensor in place."""
+    if before.shape != after.shape or not torch.equal(before, after):
+        raise CheckFailed(item, "checks.mutated", argument=argument)
+
+
+def announce_pass(item: str) -> None:
+    """Print the public check's pass line; it never mentions points or a grade."""
+    print(tr("checks.passed", item=item))
