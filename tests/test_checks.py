@@ -199,7 +199,7 @@ def test_real_idx_composed_backwards():
             real.append(idx.gather(1, real[-1][:, : idx.shape[1]].clamp(max=idx.shape[1] - 1)))
         return real
 
-    assert failure(check_get_real_idx, backwards).key == "checks.real_idx.mismatch"
+    assert failure(check_get_real_idx, backwards).key == "checks.real_idx.fused_to_patch"
 
 
 def test_real_idx_hidden_catches_batch_mixup():
