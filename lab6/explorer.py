@@ -50,7 +50,7 @@ class ExplorerError(Lab6Error):
 
 @dataclass(frozen=True)
 class ExplorerState:
-    """What the panel shows after a successful update."""
+    """The numbers behind the panel's outputs after a successful update."""
 
     model: str
     image: str
@@ -142,11 +142,11 @@ def _bundled_photos() -> list[Path]:
 
 def _pick_scenes(scenes: Sequence, per_class: int) -> list[tuple[int, object]]:
     """Return (index, scene) pairs: the first ``per_class`` scenes of each class, in file order."""
-    taken: dict[int, int] = {}
+    per_label: dict[int, int] = {}
     chosen = []
     for index, scene in enumerate(scenes):
-        if taken.get(scene.label, 0) < per_class:
-            taken[scene.label] = taken.get(scene.label, 0) + 1
+        if per_label.get(scene.label, 0) < per_class:
+            per_label[scene.label] = per_label.get(scene.label, 0) + 1
             chosen.append((index, scene))
     return chosen
 
@@ -322,7 +322,7 @@ class ExplorerPanel:
             self._sources[key] = lambda path=path: open_rgb(path)
             photo_options.append((tr("explorer.photo_option", name=path.name), key))
 
-        # ImageNet models see photos first; the bundled model sees its scenes first.
+        # List photos first for ImageNet models and scenes first for the bundled model.
         if next(iter(self._models)) == DEIT_SMALL:
             return options + photo_options + scene_options
         return options + scene_options + photo_options
@@ -558,7 +558,7 @@ def explore(
             ``pretrained_cfg["label_names"]`` otherwise.
         scenes: scenes to offer in place of the bundled held-out scenes (all of them are listed).
 
-    The DeiT-S choice appears only when its weights are cached locally; otherwise the panel
-    says how to get them.
+    The DeiT-S choice appears only when its weights are cached locally. Otherwise the panel
+    shows how to download them.
     """
     return ExplorerPanel(model=model, keep_rate=keep_rate, fuse=fuse, image=image, class_names=class_names, scenes=scenes)

@@ -6,8 +6,8 @@ is what gets counted. :func:`analytic_flops` is the textbook formula for the sam
 products; a test checks that the two agree exactly.
 
 Both count one multiply-add as 2 FLOPs, as the counter does. Papers on ViTs, EViT's
-included, usually quote multiply-adds under the name "FLOPs" (DeiT-S: 4.6 "GFLOPs"), which
-are half of these numbers; ratios between models are the same either way.
+included, usually quote multiply-adds under the name "FLOPs" (DeiT-S: 4.6 "GFLOPs"). Those
+are half of the numbers here, and ratios between models are the same either way.
 
 The counter counts matrix products and convolutions only: layer norms, softmax, GELU,
 ``topk`` and the fused token's weighted sum are left out, as in the analytic formula.

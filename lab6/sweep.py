@@ -103,8 +103,8 @@ class SweepResult:
 def _per_block_real_idx(out: EViTOutput, blocks: Sequence[int], fuse: bool, batch: int) -> list[torch.Tensor]:
     """Return, for each 1-based block, the patch ids still carried as own tokens after it.
 
-    A block that did not prune (its rate keeps every token) carries the previous state on;
-    before any pruning, every patch is kept.
+    A block that did not prune (its rate keeps every token) leaves the previous state as it
+    was. Before the first pruning block, every patch is kept.
     """
     real = get_real_idx(out.kept_idx, fuse, NUM_PATCHES)
     after = {record.block: idx for record, idx in zip(out.records, real)}
@@ -189,7 +189,7 @@ def sweep_keep_rates(
                 correct = agree = 0
                 retention, recall = [], []
                 counts: tuple[int, ...] = ()
-                random: tuple[float, ...] = ()
+                random_recall: tuple[float, ...] = ()
                 for (x, labels, is_object), ref in zip(batches, reference):
                     out = model.forward_evit(x)
                     pred = out.logits.argmax(dim=1)
@@ -198,9 +198,20 @@ def sweep_keep_rates(
                     stats = block_stats([i.cpu() for i in _per_block_real_idx(out, blocks, fuse, x.shape[0])], is_object)
                     retention.append(torch.stack([s.retention for s in stats], dim=1))  # [B, blocks]
                     recall.append(torch.stack([s.recall for s in stats], dim=1))  # [B, blocks]
-                    counts, random = out.token_counts, _random_recall(out, blocks)
+                    counts = out.token_counts
+                    random_recall = _random_recall(out, blocks)
                 flops = count_flops(model) / 1e9
-            rows.append((flops, correct, agree, counts, torch.cat(retention).nanmean(dim=0), torch.cat(recall).nanmean(dim=0), random))
+            rows.append(
+                {
+                    "gflops": flops,
+                    "correct": correct,
+                    "agree": agree,
+                    "counts": tuple(counts),
+                    "retention": tuple(float(v) for v in torch.cat(retention).nanmean(dim=0)),
+                    "recall": tuple(float(v) for v in torch.cat(recall).nanmean(dim=0)),
+                    "random_recall": random_recall,
+                }
+            )
     finally:
         model.train(was_training)
 
@@ -211,15 +222,15 @@ def sweep_keep_rates(
         blocks=blocks,
         fuse=fuse,
         num_scenes=count,
-        gflops=tuple(r[0] for r in rows),
+        gflops=tuple(row["gflops"] for row in rows),
         gflops_unpruned=gflops_unpruned,
-        accuracy=tuple(r[1] / count for r in rows),
-        agreement=tuple(r[2] / count for r in rows),
+        accuracy=tuple(row["correct"] / count for row in rows),
+        agreement=tuple(row["agree"] / count for row in rows),
         accuracy_unpruned=correct_unpruned / count,
-        token_counts=tuple(tuple(r[3]) for r in rows),
-        foreground_retention=tuple(tuple(float(v) for v in r[4]) for r in rows),
-        object_recall=tuple(tuple(float(v) for v in r[5]) for r in rows),
-        random_recall=tuple(r[6] for r in rows),
+        token_counts=tuple(row["counts"] for row in rows),
+        foreground_retention=tuple(row["retention"] for row in rows),
+        object_recall=tuple(row["recall"] for row in rows),
+        random_recall=tuple(row["random_recall"] for row in rows),
         object_share=float(shares.mean()),
         seconds=time.perf_counter() - started,
     )

@@ -115,9 +115,10 @@ def jupyter_lab(tmp_path):
     port = _free_port()
     token = uuid.uuid4().hex
     home = tmp_path / "home"
+
     labconfig = home / "config" / "labconfig"
     labconfig.mkdir(parents=True)
-    # The news prompt would cover part of the screenshot; the plugin asks even with news_url off.
+    # The news prompt would cover part of the screenshot, and news_url=None does not stop it.
     page_config = {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}
     (labconfig / "page_config.json").write_text(json.dumps(page_config))
     env = {
@@ -133,6 +134,7 @@ def jupyter_lab(tmp_path):
         "LAB6_DEVICE": "cpu",
         "LAB6_LANG": "zh-TW",
     }
+
     command = [
         sys.executable,
         "-m",
