@@ -66,7 +66,7 @@ def _parse_string(text: str, depth: int) -> tuple[float, ...]:
     if compact in ("lab", "default"):
         if depth != len(LAB_SCHEDULE):
             raise ScheduleError("schedule.wrong_length", got=len(LAB_SCHEDULE), depth=depth)
-        return LAB_SCHEDULE
+        return tuple(float(rate) for rate in LAB_SCHEDULE)
     if compact.count("@") == 1:
         rate, _, blocks = compact.partition("@")
         if not rate or not blocks:
