@@ -322,3 +322,17 @@ def test_bundled_default(lang):
     panel.image_choice.value = next(key for _, key in panel.image_choice.options if key.startswith("photo:"))
     assert panel.message.layout.display == "none"
     assert math.isclose(panel.state.gflops / panel.state.gflops_unpruned, 0.648, abs_tol=0.01)
+
+
+def test_imagenet_style_model_photo(randomize_vit, scenes):
+    import timm
+
+    model = randomize_vit(timm.create_model("deit_tiny_patch16_224", pretrained=False))
+    panel = explorer_module.explore(model, scenes=scenes, class_names=[f"imagenet {i}" for i in range(1000)])
+    photo = next(key for _, key in panel.image_choice.options if key.startswith("photo:"))
+    panel.image_choice.value = photo
+    assert panel.message.layout.display == "none"
+    assert panel.state.image == photo
+    assert panel.state.token_counts[9] == 72
+    assert png_array(panel.panel_images[0].value).shape == (224, 224, 3)
+    assert "imagenet" in panel.top5_table.value
