@@ -330,12 +330,11 @@ class ExplorerPanel:
     # Display ------------------------------------------------------------------------------
 
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
+        """Return the root widget's display data, with a short plain-text fallback."""
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        if isinstance(bundle, dict) and "text/plain" in bundle:
+            bundle["text/plain"] = tr("explorer.plain_text")
+        return bundle
 
     # Events -------------------------------------------------------------------------------
 

@@ -336,3 +336,9 @@ def test_imagenet_style_model_photo(randomize_vit, scenes):
     assert panel.state.token_counts[9] == 72
     assert png_array(panel.panel_images[0].value).shape == (224, 224, 3)
     assert "imagenet" in panel.top5_table.value
+
+
+def test_display_bundle(panel):
+    bundle = panel._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == panel.widget.model_id
+    assert bundle["text/plain"] == tr("explorer.plain_text")

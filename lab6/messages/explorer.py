@@ -2,6 +2,7 @@
 
 ZH_TW = {
     "explorer.title": "<b>EViT keep rate 互動探索</b>：調整每個 block 的 keep rate，看看哪些 patch 留下、省下多少 GFLOPs，以及預測是否改變。",
+    "explorer.plain_text": "（keep rate 互動探索面板：請在 JupyterLab 中執行這個儲存格來顯示）",
     "explorer.model": "模型",
     "explorer.model_bundled": "內建模型（程序生成的場景，{classes} 類）",
     "explorer.model_deit": "DeiT-S（ImageNet 預訓練權重）",
@@ -41,6 +42,7 @@ ZH_TW = {
 
 EN = {
     "explorer.title": "<b>EViT keep-rate explorer</b>: set each block's keep rate and see which patches stay, how many GFLOPs are saved, and whether the prediction changes.",
+    "explorer.plain_text": "(keep-rate explorer panel: run this cell in JupyterLab to show it)",
     "explorer.model": "Model",
     "explorer.model_bundled": "Bundled model (procedural scenes, {classes} classes)",
     "explorer.model_deit": "DeiT-S (ImageNet pretrained weights)",
