@@ -72,17 +72,17 @@ def _check_out_path(text: str) -> Path:
     return path
 
 
-def _default_image(dataset: str):  # noqa: ANN202 - returns a PIL image and a description
+def _default_image(info):  # noqa: ANN001, ANN202 - WeightsInfo in, a PIL image and a description out
     """Return the sample picture for a model's label set and a line describing it."""
     from PIL import Image
 
     from lab6.images import open_rgb
 
-    if dataset == "scenes":
-        from lab6.scenes import CLASS_NAMES, load_heldout
+    if info.dataset == "scenes":
+        from lab6.scenes import load_heldout
 
         scene = load_heldout()[0]
-        label = CLASS_NAMES[scene.label]
+        label = info.class_label(scene.label)
         return Image.fromarray(scene.image), tr("cli.image_scene", seed=scene.seed, label=label)
     return open_rgb(SAMPLE_PHOTO), tr("cli.image_photo", path=SAMPLE_PHOTO)
 
@@ -119,7 +119,7 @@ def run_visualize(args: argparse.Namespace) -> int:
     apply_evit(model, schedule, fuse=fuse)
     model.to(device)
     if image is None:
-        image, image_line = _default_image(info.dataset)
+        image, image_line = _default_image(info)
     else:
         image_line = str(Path(args.image).expanduser())
     prepared = prepare(image, model)

@@ -1,7 +1,9 @@
 """The per-layer figure: which patches each pruning block still carries.
 
 Each panel shows the model's input picture with every patch that no longer has its own
-token painted black. Patches that survive only inside a fused token are tinted dark blue. The
+token painted black. Patches that survive only inside a fused token are drawn in dim grey,
+which stays distinct from the saturated colours of the scenes, where a coloured tint could
+match an object's colour. The
 last panel, the counterfactual, draws the last pruning block's indices as patch ids without
 :func:`lab6.index.get_real_idx`. Those indices are positions in the previous block's output,
 all below that block's token count, so they crowd toward the top rows of the grid.
@@ -27,12 +29,12 @@ from lab6.evit import EViTOutput
 from lab6.i18n import Lab6Error
 from lab6.index import fused_patch_mask, get_real_idx, kept_patch_mask, patch_owner
 
-__all__ = ["FUSED_TINT", "PanelMasks", "pruning_masks", "counterfactual_mask", "render_panel", "plot_pruning", "save_figure"]
+__all__ = ["FUSED_BRIGHTNESS", "PanelMasks", "pruning_masks", "counterfactual_mask", "render_panel", "plot_pruning", "save_figure"]
 
-FUSED_TINT = (20, 50, 140)
-"""RGB colour blended into patches that live inside a fused token: a dark blue, so that
-those patches stay dark like dropped ones yet remain distinguishable from black."""
-_TINT_WEIGHT = 0.75  # share of the tint in a fused patch's colour
+FUSED_BRIGHTNESS = 0.4
+"""Brightness factor of the grey luminance drawn for patches inside a fused token, so they stay
+dark like dropped patches yet remain distinguishable from black."""
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601 weights, as Pillow's "L" mode uses
 _PANEL_INCHES = 2.4
 
 
@@ -92,7 +94,7 @@ def render_panel(
     fused: Optional[Union[np.ndarray, torch.Tensor]] = None,
     patch_size: int = 16,
 ) -> np.ndarray:
-    """Draw one panel: kept patches as in ``view``, fused ones tinted, the rest black.
+    """Draw one panel: kept patches as in ``view``, fused ones in dim grey, the rest black.
 
     Args:
         view: [H, W, 3] uint8 picture the model saw; H and W are multiples of ``patch_size``.
@@ -117,8 +119,8 @@ def render_panel(
     panel[kept_px] = view[kept_px]
     if fused is not None:
         fused_px = _patch_pixels(np.asarray(fused, dtype=bool).reshape(-1), grid, patch_size) & ~kept_px
-        tinted = view[fused_px].astype(np.float32) * (1 - _TINT_WEIGHT) + np.float32(FUSED_TINT) * _TINT_WEIGHT
-        panel[fused_px] = tinted.round().astype(np.uint8)
+        grey = view[fused_px].astype(np.float32) @ _LUMA * FUSED_BRIGHTNESS  # [n]
+        panel[fused_px] = grey.round().astype(np.uint8)[:, None]
     return panel
 
 
@@ -189,7 +191,7 @@ def plot_pruning(
         ax.set_axis_off()
     if panels:
         if fuse:
-            legend = "dark blue: patch lives only inside the fused token"
+            legend = "dim grey: patch lives only inside the fused token"
         else:
             legend = "black: token dropped"
         fig.text(0.5, 0.02, legend, ha="center", va="bottom", fontsize=8)

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from lab6.evit import apply_evit
-from lab6.figure import FUSED_TINT, counterfactual_mask, plot_pruning, pruning_masks, render_panel, save_figure
+from lab6.figure import FUSED_BRIGHTNESS, counterfactual_mask, plot_pruning, pruning_masks, render_panel, save_figure
 from lab6.i18n import Lab6Error
 from lab6.index import FUSED, get_real_idx
 
@@ -46,8 +46,10 @@ def test_render_panel_pixels():
     assert panel.shape == (224, 224, 3)
     assert panel.dtype == np.uint8
     np.testing.assert_array_equal(panel[:16, :16], view[:16, :16])
-    expected_fused = np.round(view[16:32, 16:32] * 0.25 + np.array(FUSED_TINT, dtype=np.float32) * 0.75)
+    luma = view[16:32, 16:32].astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    expected_fused = np.repeat(np.round(luma * FUSED_BRIGHTNESS)[..., None], 3, axis=-1)
     np.testing.assert_allclose(panel[16:32, 16:32], expected_fused, atol=1)
+    assert panel[16:32, 16:32].min() > 0  # dim, but not black like a dropped patch
     rest = np.ones((224, 224), dtype=bool)
     rest[:16, :16] = False
     rest[16:32, 16:32] = False
