@@ -55,6 +55,8 @@ def _block(value: object, depth: int) -> int:
 
 def _at_blocks(rate: object, blocks: Sequence[object], depth: int) -> tuple[float, ...]:
     keep = _rate(rate)
+    if len(blocks) == 0:
+        raise ScheduleError("schedule.no_blocks", depth=depth)
     chosen = {_block(b, depth) for b in blocks}
     return tuple(keep if i + 1 in chosen else 1.0 for i in range(depth))
 
