@@ -115,6 +115,8 @@ ERROR_CASES = [
     ("@4", 12, "schedule.bad_string", {"text": "@4", "depth": 12}),
     ("0.7@", 12, "schedule.bad_string", {"text": "0.7@", "depth": 12}),
     ("0.7,,1", 12, "schedule.bad_string", {"text": "0.7,,1", "depth": 12}),
+    ((0.7, ()), 12, "schedule.no_blocks", {"depth": 12}),
+    ((0.7, []), 12, "schedule.no_blocks", {"depth": 12}),
     (None, 12, "schedule.bad_type", {"kind": "NoneType", "depth": 12}),
     ({"rate": 0.7}, 12, "schedule.bad_type", {"kind": "dict", "depth": 12}),
 ]
