@@ -185,7 +185,12 @@ class EViTBlock(Block):
 
 
 class EViTMixin:
-    """Methods added to a timm VisionTransformer class by :func:`apply_evit`."""
+    """Methods added to a timm VisionTransformer class by :func:`apply_evit`.
+
+    NOTE: the blocks are run through ``EViTBlock.forward_evit``, not ``Block.__call__``, so
+    forward hooks registered on ``model.blocks[i]`` (and on the ``attn`` of pruning blocks)
+    do not fire. Hook ``model.norm`` or read :class:`EViTOutput` instead.
+    """
 
     def forward_evit_features(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[PruneRecord, ...], tuple[int, ...]]:
         """Embed images x [B, 3, H, W] and run every block; return normed tokens, records and counts."""
