@@ -1,0 +1,144 @@
+"""The ``grade`` and ``check`` commands of ``python -m lab6`` (also ``python -m lab6.grade``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from lab6.i18n import tr
+
+__all__ = ["add_grade_command", "add_check_command", "run_grade", "run_check"]
+
+log = logging.getLogger(__name__)
+
+
+def run_grade(args: argparse.Namespace) -> int:
+    """Grade the submissions named in ``args``; return 0, or 2 when there is nothing to grade."""
+    from lab6.grade.batch import find_submissions, grade_batch
+    from lab6.grade.run import Limits
+    from lab6.grade.workbook import load_workbook
+
+    workbook = load_workbook(args.reference, args.student_notebooks)
+    if not workbook.reference_dir.is_dir() or not workbook.notebooks:
+        print(tr("grade.cli.no_reference", path=workbook.reference_dir), file=sys.stderr)
+        return 2
+    if not find_submissions(args.submissions):
+        print(tr("grade.cli.no_submissions", paths=", ".join(map(str, args.submissions))), file=sys.stderr)
+        return 2
+    limits = Limits(
+        cell_seconds=args.timeout_cell,
+        submission_seconds=args.timeout_submission,
+        cpu_seconds=int(args.cpu_limit or args.timeout_submission),
+        memory_mb=args.memory_limit,
+    )
+    env = {"LAB6_HIDDEN_CHECKS": str(Path(args.hidden_checks).resolve())} if args.hidden_checks else None
+
+    def progress(done: int, count: int, result) -> None:  # noqa: ANN001 - a SubmissionResult
+        max_points = sum(item.item.points for item in result.items if item.item.kind != "report")
+        print(
+            tr(
+                "grade.cli.progress",
+                done=done,
+                count=count,
+                student=result.student,
+                file=Path(result.file).name,
+                points=f"{result.total:g}",
+                max_points=f"{max_points:g}",
+                seconds=result.seconds,
+            ),
+            flush=True,
+        )
+
+    output = grade_batch(
+        args.submissions,
+        workbook,
+        args.out,
+        feedback_dir=args.feedback,
+        written_dir=args.written,
+        jobs=args.jobs,
+        limits=limits,
+        env=env,
+        progress=progress,
+    )
+    print(
+        tr(
+            "grade.cli.done",
+            count=len(output.results),
+            seconds=output.seconds,
+            csv=output.csv_path,
+            feedback=output.feedback_dir,
+            written=output.written_dir,
+        )
+    )
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """Check the student's notebooks; return 0 when nothing is missing, else 1."""
+    from lab6.grade.student_check import check_notebook
+
+    status = 0
+    for path in args.notebooks:
+        status = max(status, check_notebook(Path(path), cell_seconds=args.timeout_cell))
+    return status
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} <= 0")
+    return value
+
+
+def _add_grade_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("submissions", nargs="+", type=Path, metavar="SUBMISSION_OR_FOLDER")
+    parser.add_argument("--out", type=Path, default=Path("grades.csv"), help="CSV file to write (default: grades.csv)")
+    parser.add_argument("--feedback", type=Path, help="folder of per-student feedback files (default: feedback/ next to the CSV)")
+    parser.add_argument("--written", type=Path, help="folder of per-student written-answer pages (default: written/ next to the CSV)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once (default: CPU cores)")
+    parser.add_argument("--timeout-cell", type=_positive, default=60.0, metavar="S", help="seconds one cell may run (default: 60)")
+    parser.add_argument("--timeout-submission", type=_positive, default=300.0, metavar="S", help="seconds one submission may run (default: 300)")
+    parser.add_argument("--cpu-limit", type=_positive, metavar="S", help="CPU seconds per process (default: the submission timeout)")
+    parser.add_argument("--memory-limit", type=int, default=6144, metavar="MIB", help="virtual memory per process in MiB (default: 6144)")
+    parser.add_argument("--reference", type=Path, help="folder of reference notebooks (default: solutions/ of the repository)")
+    parser.add_argument("--student-notebooks", type=Path, help="folder of student versions, for stubs of missing answers (default: notebooks/)")
+    parser.add_argument("--hidden-checks", type=Path, help="private hidden-checks file (sets LAB6_HIDDEN_CHECKS for the kernels)")
+
+
+def _add_check_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("notebooks", nargs="+", type=Path, metavar="NOTEBOOK")
+    parser.add_argument("--timeout-cell", type=_positive, default=120.0, metavar="S", help="seconds one cell may run (default: 120)")
+
+
+def add_grade_command(subparsers) -> None:  # noqa: ANN001 - argparse's private subparsers type
+    """Register ``grade`` on ``python -m lab6``'s subparsers."""
+    from lab6.cli import add_command
+
+    parser = add_command(subparsers, "grade", run_grade, tr("grade.cli.description"), tr("grade.cli.description"))
+    _add_grade_options(parser)
+
+
+def add_check_command(subparsers) -> None:  # noqa: ANN001 - argparse's private subparsers type
+    """Register ``check`` on ``python -m lab6``'s subparsers."""
+    from lab6.cli import add_command
+
+    parser = add_command(subparsers, "check", run_check, tr("check.description"), tr("check.description"))
+    _add_check_options(parser)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``python -m lab6.grade grade|check ...`` without the main command line."""
+    parser = argparse.ArgumentParser(prog="python -m lab6.grade")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    grade = subparsers.add_parser("grade", description=tr("grade.cli.description"))
+    _add_grade_options(grade)
+    grade.set_defaults(run=run_grade)
+    check = subparsers.add_parser("check", description=tr("check.description"))
+    _add_check_options(check)
+    check.set_defaults(run=run_check)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return int(args.run(args))

@@ -1,0 +1,178 @@
+"""Write the grading outputs: the points CSV, one feedback file and one written-answer page per student."""
+
+from __future__ import annotations
+
+import csv
+import html
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lab6.grade.score import ItemResult, SubmissionResult
+from lab6.grade.workbook import GradedItem
+from lab6.i18n import tr
+
+__all__ = ["StudentRecord", "collect_students", "write_csv", "write_feedback", "write_written_pages", "safe_name"]
+
+
+@dataclass
+class StudentRecord:
+    """One CSV row: a student's results over every notebook in the batch."""
+
+    student: str
+    results: dict[str, ItemResult] = field(default_factory=dict)
+    submissions: list[SubmissionResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> float:
+        return sum(result.points for result in self.results.values())
+
+
+def safe_name(student: str) -> str:
+    """Return ``student`` made safe as a file name."""
+    return re.sub(r"[^\w.-]", "_", student).strip(".") or "student"
+
+
+def _points(value: float) -> str:
+    return f"{value:g}"
+
+
+def collect_students(submissions: list[SubmissionResult], items: list[GradedItem]) -> list[StudentRecord]:
+    """Group results by student; items of a notebook a student did not submit get 0 with a reason."""
+    records: dict[str, StudentRecord] = {}
+    for submission in submissions:
+        record = records.setdefault(submission.student, StudentRecord(submission.student))
+        record.submissions.append(submission)
+        record.notes.extend(submission.notes)
+        for result in submission.items:
+            record.results[result.item.id] = result
+    for record in records.values():
+        for item in items:
+            if item.id not in record.results:
+                reason = "" if item.kind == "report" else tr("grade.reason.no_submission", notebook=item.notebook)
+                record.results[item.id] = ItemResult(item=item, passed=False, points=0, reason=reason)
+    return [records[name] for name in sorted(records)]
+
+
+def write_csv(path: Path, students: list[StudentRecord], items: list[GradedItem]) -> None:
+    """Write one row per student: points per item, total, empty report columns, reasons, notes, files."""
+    scored = [item for item in items if item.kind != "report"]
+    reports = [item for item in items if item.kind == "report"]
+    header = ["student"] + [item.id for item in scored] + ["total"] + [item.id for item in reports]
+    header += ["reasons", "notes", "files"]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        for record in students:
+            reasons = [
+                f"{item.id}: {record.results[item.id].reason}"
+                for item in scored
+                if not record.results[item.id].passed and record.results[item.id].reason
+            ]
+            errors = [f"{Path(s.file).name}: {s.error}" for s in record.submissions if s.error]
+            row = [record.student]
+            row += [_points(record.results[item.id].points) for item in scored]
+            row += [_points(sum(record.results[item.id].points for item in scored))]
+            row += ["" for _ in reports]
+            row += [" | ".join(_dedupe(errors + reasons)), " | ".join(_dedupe(record.notes))]
+            row += [";".join(sorted(s.file for s in record.submissions))]
+            writer.writerow(row)
+
+
+def _dedupe(lines: list[str]) -> list[str]:
+    seen: list[str] = []
+    for line in lines:
+        if line not in seen:
+            seen.append(line)
+    return seen
+
+
+def _cell(text: str) -> str:
+    """Make text safe for one Markdown table cell."""
+    return " ".join(text.replace("|", "\\|").split())
+
+
+def write_feedback(folder: Path, record: StudentRecord, items: list[GradedItem]) -> Path:
+    """Write ``<student>.md``: every item's result and message, in the current language."""
+    scored = [item for item in items if item.kind != "report"]
+    max_total = sum(item.points for item in scored)
+    lines = [tr("grade.feedback.title", student=record.student), ""]
+    lines += [tr("grade.feedback.total", total=_points(record.total), max_total=_points(max_total)), ""]
+    for submission in record.submissions:
+        if submission.error:
+            lines += [tr("grade.feedback.file_error", file=Path(submission.file).name, reason=submission.error), ""]
+    for notebook in _dedupe([item.notebook for item in items]):
+        lines += [tr("grade.feedback.notebook", notebook=notebook), "", tr("grade.feedback.header")]
+        for item in items:
+            if item.notebook != notebook:
+                continue
+            result = record.results[item.id]
+            if item.kind == "report":
+                status, detail, shown = tr("grade.feedback.report"), "", f"– / {_points(item.points)}"
+            else:
+                status = tr("grade.feedback.passed") if result.passed else tr("grade.feedback.failed")
+                detail = result.message if result.passed else result.reason
+                shown = f"{_points(result.points)} / {_points(item.points)}"
+            lines.append(f"| {_cell(item.title)} | {shown} | {status} | {_cell(detail)} |")
+        lines.append("")
+    if record.notes:
+        lines += [tr("grade.feedback.notes"), ""] + [f"- {note}" for note in _dedupe(record.notes)] + [""]
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{safe_name(record.student)}.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def _markdown_to_html(text: str) -> str:
+    """Render a student's Markdown with raw HTML escaped, so nothing in it runs in the TA's browser."""
+    try:
+        import mistune
+    except ImportError:  # mistune comes with nbconvert; plain text is still readable without it
+        return f"<pre>{html.escape(text)}</pre>"
+    return mistune.create_markdown(escape=True)(text)
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="{lang}"><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto;line-height:1.5}}
+section{{border-top:1px solid #ccc;margin-top:1.5em}}img{{max-width:100%;border:1px solid #eee;margin:.5em 0}}
+.empty{{color:#a00}}</style></head><body>
+<h1>{title}</h1>
+{body}
+</body></html>
+"""
+
+
+def write_written_pages(folder: Path, record: StudentRecord, items: list[GradedItem]) -> Path:
+    """Write ``<student>.html`` with the report answers and the figures, images embedded as PNG."""
+    from lab6.i18n import language
+
+    answers: dict[str, str] = {}
+    figures: list[str] = []
+    for submission in record.submissions:
+        answers.update(submission.report_answers)
+        figures.extend(submission.figures)
+    parts = []
+    for item in items:
+        if item.kind != "report":
+            continue
+        text = answers.get(item.exercise, "").strip()
+        body = _markdown_to_html(text) if text else f'<p class="empty">{html.escape(tr("grade.written.empty"))}</p>'
+        parts.append(f"<section><h2>{html.escape(item.title)}</h2>\n{body}</section>")
+    parts.append(f"<section><h2>{html.escape(tr('grade.written.figures'))}</h2>")
+    if figures:
+        parts += [f'<img alt="figure {index + 1}" src="data:image/png;base64,{data.strip()}">' for index, data in enumerate(figures)]
+    else:
+        parts.append(f"<p>{html.escape(tr('grade.written.no_figures'))}</p>")
+    parts.append("</section>")
+    title = html.escape(tr("grade.written.title", student=record.student))
+    page = _PAGE.format(lang="en" if language() == "en" else "zh-Hant-TW", title=title, body="\n".join(parts))
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{safe_name(record.student)}.html"
+    path.write_text(page, encoding="utf-8")
+    return path

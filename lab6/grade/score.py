@@ -1,0 +1,182 @@
+"""Turn nbval's per-cell outcomes into each graded item's points and the reason it lost them.
+
+A public item passes when its answer cell and its check cell both run without error (and
+the check cell's output matches the reference where nbval compares it). A hidden item passes
+when its injected hidden-check cell runs without error. Report items get no points here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from lab6.grade.rebuild import Rebuilt
+from lab6.grade.run import Limits, RunResult
+from lab6.grade.workbook import GradedItem, cell_roles
+from lab6.i18n import tr
+
+__all__ = ["ItemResult", "SubmissionResult", "score_run", "failed_submission"]
+
+_NAME_ERROR = re.compile(r"name '([^']+)' is not defined")
+_MAX_CELL_NOTES = 3
+
+
+@dataclass
+class ItemResult:
+    """One item's outcome for one submission."""
+
+    item: GradedItem
+    passed: bool
+    points: float
+    reason: str = ""
+    """Why the points were lost, in the current language; empty when passed."""
+    message: str = ""
+    """What the check printed when it passed (public or hidden), for the feedback file."""
+
+
+@dataclass
+class SubmissionResult:
+    """Everything the reports need about one graded file."""
+
+    student: str
+    file: str
+    notebook: str | None
+    items: list[ItemResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+    """Why the whole file could not be graded, or None."""
+    report_answers: dict[str, str] = field(default_factory=dict)
+    figures: list[str] = field(default_factory=list)
+    """PNG images (base64) produced while grading, in cell order."""
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return sum(result.points for result in self.items)
+
+
+def _cause(record: dict[str, Any]) -> str:
+    code = record.get("exit_code")
+    if code is None:
+        return tr("grade.cause.unknown")
+    if code < 0:
+        return tr("grade.cause.signal", signal=-code)
+    return tr("grade.cause.exit", code=code)
+
+
+def _generic_reason(record: dict[str, Any], limits: Limits) -> str:
+    """Return the reason for a failed cell whose status is not an ordinary error."""
+    status = record["status"]
+    if status == "timeout":
+        return tr("grade.reason.timeout", seconds=f"{limits.cell_seconds:g}")
+    if status == "kernel_died":
+        return tr("grade.reason.kernel_died", cause=_cause(record))
+    if status == "kernel_dead":
+        return tr("grade.reason.kernel_dead")
+    if status == "setup_failed":
+        return tr("grade.reason.setup_failed", detail=record.get("evalue", "")[:200])
+    if status == "output_mismatch":
+        return tr("grade.reason.output_mismatch")
+    return tr("grade.reason.grader_error", detail=record.get("evalue", status)[:200])
+
+
+def _missing_record(run: RunResult, limits: Limits) -> str:
+    if run.timed_out:
+        return tr("grade.reason.not_run", seconds=f"{limits.submission_seconds:g}")
+    return tr("grade.reason.not_graded")
+
+
+def _answer_reason(record: dict[str, Any] | None, run: RunResult, limits: Limits) -> str | None:
+    """Return why the answer cell failed, or None when it ran cleanly."""
+    if record is None:
+        return _missing_record(run, limits)
+    if record["status"] in ("passed", "skipped"):
+        return None
+    if record["status"] == "error":
+        if record.get("ename") == "NotImplementedError":
+            return tr("grade.reason.not_implemented")
+        return tr("grade.reason.answer_error", ename=record.get("ename", ""), evalue=record.get("evalue", "")[:200])
+    return _generic_reason(record, limits)
+
+
+def _check_reason(record: dict[str, Any] | None, run: RunResult, limits: Limits, hidden: bool) -> str | None:
+    """Return why a check cell (public or injected hidden) failed, or None when it passed."""
+    if record is None:
+        return _missing_record(run, limits)
+    if record["status"] == "passed":
+        return None
+    if record["status"] == "error":
+        ename, evalue = record.get("ename", ""), record.get("evalue", "")
+        if hidden and ename == "HiddenCheckFailed":
+            return tr("grade.reason.hidden_failed", message=evalue)
+        if ename == "CheckFailed":
+            return evalue  # the check's own message, which already says that the check failed
+        missing_name = _NAME_ERROR.search(evalue) if ename == "NameError" else None
+        if missing_name:
+            return tr("grade.reason.name_missing", name=missing_name.group(1))
+        return tr("grade.reason.check_error", ename=ename, evalue=evalue[:200])
+    if record["status"] == "skipped":
+        return tr("grade.reason.not_graded")
+    return _generic_reason(record, limits)
+
+
+def score_run(
+    student: str, file: str, rebuilt: Rebuilt, run: RunResult, items: list[GradedItem], limits: Limits
+) -> SubmissionResult:
+    """Score one executed submission against the items of its notebook."""
+    by_role: dict[tuple[str, str], dict[str, Any]] = {}
+    result = SubmissionResult(student=student, file=file, notebook=rebuilt.name, seconds=run.seconds)
+    cell_notes = 0
+    for record in run.cells:
+        roles = cell_roles({"metadata": {"tags": record.get("tags", [])}})
+        for role in roles:
+            by_role.setdefault(role, record)
+        result.figures.extend(record.get("images", []))
+        if not roles and record["status"] == "error" and cell_notes < _MAX_CELL_NOTES:
+            cell_notes += 1
+            result.notes.append(tr("grade.note.cell_error", index=record["index"] + 1, ename=record.get("ename", "")))
+
+    for item in items:
+        if item.kind == "report":
+            result.items.append(ItemResult(item=item, passed=False, points=0))
+            continue
+        exercise = item.exercise
+        if exercise in rebuilt.missing:
+            reason: str | None = tr("grade.reason.answer_missing", exercise=exercise)
+        else:
+            reason = _answer_reason(by_role.get(("answer", exercise)), run, limits)
+        message = ""
+        role = ("hidden", exercise) if item.kind == "hidden" else ("check", exercise)
+        if reason is None and not (item.kind == "public" and _has_no_check(rebuilt, exercise)):
+            record = by_role.get(role)
+            reason = _check_reason(record, run, limits, hidden=item.kind == "hidden")
+            message = (record or {}).get("stdout", "").strip()
+        passed = reason is None
+        result.items.append(
+            ItemResult(item=item, passed=passed, points=item.points if passed else 0, reason=reason or "", message=message)
+        )
+
+    if rebuilt.workbook_version is not None:
+        result.notes.append(tr("grade.note.old_version", version=rebuilt.workbook_version))
+    if rebuilt.matched_by_tag:
+        result.notes.append(tr("grade.note.matched_by_tag", exercises=", ".join(rebuilt.matched_by_tag)))
+    if rebuilt.internals:
+        result.notes.append(tr("grade.note.internals", words=", ".join(rebuilt.internals)))
+    if rebuilt.kernel_name and rebuilt.kernel_name != "python3":
+        result.notes.append(tr("grade.note.kernelspec", name=rebuilt.kernel_name))
+    if run.timed_out:
+        result.notes.append(tr("grade.note.submission_timeout", seconds=f"{limits.submission_seconds:g}"))
+    result.report_answers = dict(rebuilt.report_answers)
+    return result
+
+
+def _has_no_check(rebuilt: Rebuilt, exercise: str) -> bool:
+    return not any(("check", exercise) in cell_roles(cell) for cell in rebuilt.notebook.cells)
+
+
+def failed_submission(student: str, file: str, notebook: str | None, items: list[GradedItem], reason: str) -> SubmissionResult:
+    """Return the result of a file that could not be run: every item lost, the reason given once."""
+    result = SubmissionResult(student=student, file=file, notebook=notebook, error=reason)
+    result.items = [ItemResult(item=item, passed=False, points=0) for item in items]
+    return result
