@@ -168,6 +168,11 @@ def _add_visualize(subparsers) -> None:  # noqa: ANN001 - argparse's private sub
 COMMANDS: list[Callable[..., None]] = [_add_visualize]
 """Functions that each register one command on argparse's subparsers object."""
 
+# The autograder's commands live with the grader (lab6/grade/commands.py).
+from lab6.grade.commands import add_check_command, add_grade_command  # noqa: E402
+
+COMMANDS += [add_grade_command, add_check_command]
+
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the parser of ``python -m lab6`` with every command in :data:`COMMANDS`."""

@@ -8,73 +8,32 @@ the whole class (``graded_class``); each test then checks one student's exact ro
 
 from __future__ import annotations
 
-import copy
 import csv
 import json
 import math
-import re
 import shutil
-from dataclasses import replace
-from fractions import Fraction
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from _grade_fixture import SOLUTION, SOURCE, answer_cell, make_workbook
 from lab6.checks import CheckFailed, check_num_keep
 from lab6.checks.hidden import run_hidden
-from lab6.checks.items import ITEMS_BY_ID
 from lab6.grade.batch import find_submissions, grade_batch, student_id
 from lab6.grade.rebuild import SubmissionError, identify_notebook, read_submission, rebuild
 from lab6.grade.run import Limits
-from lab6.grade.workbook import REPO_ROOT, GradedItem, Workbook, cell_roles
+from lab6.grade.workbook import Workbook, cell_roles
 from lab6.i18n import tr
 
-SOURCE = "02_attentive_tokens"
-SOLUTION = REPO_ROOT / "solutions" / f"{SOURCE}.ipynb"
-STUDENT = REPO_ROOT / "notebooks" / f"{SOURCE}.ipynb"
-KEEP_CELLS = ("nb2-setup", "nb2-keep-task", "nb2-keep-answer", "nb2-keep-check")
 CELL_SECONDS = 20
 
 pytestmark = pytest.mark.skipif(not SOLUTION.is_file(), reason="solutions/02_attentive_tokens.ipynb is missing")
 
 
-def _trim(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Keep the setup cell, the num_keep exercise and one report question of a source notebook."""
-    trimmed = copy.deepcopy(notebook)
-    trimmed.cells = [cell for cell in notebook.cells if cell.get("id") in KEEP_CELLS]
-    report = nbformat.v4.new_markdown_cell("**報告問題 1**：請說明你的作答。")
-    report.id = "fixture-report-q1"
-    report.metadata["tags"] = ["lab6:report:q1"]
-    trimmed.cells.append(report)
-    return trimmed
-
-
-def _stub_source(source: str) -> str:
-    """Replace the solution region the way the student-notebook generator does, for a missing notebooks/ copy."""
-    return re.sub(r"# BEGIN SOLUTION.*?# END SOLUTION\n?", 'raise NotImplementedError("TODO")\n', source, flags=re.S)
-
-
-def _answer_cell(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    return next(cell for cell in notebook.cells if ("answer", "num_keep") in cell_roles(cell))
-
-
 @pytest.fixture(scope="module")
 def workbook(tmp_path_factory: pytest.TempPathFactory) -> Workbook:
-    root = tmp_path_factory.mktemp("workbook")
-    (root / "solutions").mkdir()
-    (root / "notebooks").mkdir()
-    solution = _trim(nbformat.read(str(SOLUTION), as_version=4))
-    nbformat.write(solution, str(root / "solutions" / f"{SOURCE}.ipynb"))
-    if STUDENT.is_file():
-        student = _trim(nbformat.read(str(STUDENT), as_version=4))
-    else:
-        student = copy.deepcopy(solution)
-        _answer_cell(student).source = _stub_source(_answer_cell(student).source)
-    nbformat.write(student, str(root / "notebooks" / f"{SOURCE}.ipynb"))
-    table = [ITEMS_BY_ID["num_keep"], ITEMS_BY_ID["num_keep.hidden"], replace(ITEMS_BY_ID["q1"], notebook=SOURCE)]
-    items = [GradedItem(i.id, i.kind, i.points, i.notebook, i.exercise, i.function, i.title_zh) for i in table]
-    return Workbook(root / "solutions", root / "notebooks", items)
+    return make_workbook(tmp_path_factory.mktemp("workbook"))
 
 
 FLOOR = "import math\n\ndef num_keep(keep_rate, num_tokens):\n    return math.floor(keep_rate * (num_tokens - 1))\n"
@@ -88,10 +47,6 @@ def _floor(keep_rate: float, num_tokens: int) -> int:
 
 def _float_ceil(keep_rate: float, num_tokens: int) -> int:
     return math.ceil(keep_rate * (num_tokens - 1))
-
-
-def _exact(keep_rate: float, num_tokens: int) -> int:
-    return math.ceil(Fraction(repr(float(keep_rate))) * (num_tokens - 1))
 
 
 def _public_message(fn) -> str:  # noqa: ANN001 - the student's function
@@ -109,7 +64,7 @@ def _hidden_detail(fn) -> str:  # noqa: ANN001 - the student's function
 def _variant(workbook: Workbook, answer: str | None = None, edit=None) -> nbformat.NotebookNode:  # noqa: ANN001
     notebook = workbook.reference(SOURCE)
     if answer is not None:
-        _answer_cell(notebook).source = answer
+        answer_cell(notebook).source = answer
     if edit is not None:
         edit(notebook)
     return notebook
@@ -364,7 +319,7 @@ def test_rebuild_injects_hidden_cell_after_check(workbook: Workbook) -> None:
 
 def test_rebuild_disables_nbval_markers(workbook: Workbook) -> None:
     rebuilt = rebuild(_variant(workbook, "# NBVAL_SKIP\n" + FLOOR), SOURCE, workbook)
-    answer = _answer_cell(rebuilt.notebook)
+    answer = answer_cell(rebuilt.notebook)
     assert "NBVAL_SKIP" not in answer.source.replace("LAB6_IGNORED_NBVAL_SKIP", "")
 
 

@@ -95,22 +95,22 @@ def _positive(text: str) -> float:
 
 def _add_grade_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("submissions", nargs="+", type=Path, metavar="SUBMISSION_OR_FOLDER")
-    parser.add_argument("--out", type=Path, default=Path("grades.csv"), help="CSV file to write (default: grades.csv)")
-    parser.add_argument("--feedback", type=Path, help="folder of per-student feedback files (default: feedback/ next to the CSV)")
-    parser.add_argument("--written", type=Path, help="folder of per-student written-answer pages (default: written/ next to the CSV)")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once (default: CPU cores)")
-    parser.add_argument("--timeout-cell", type=_positive, default=60.0, metavar="S", help="seconds one cell may run (default: 60)")
-    parser.add_argument("--timeout-submission", type=_positive, default=300.0, metavar="S", help="seconds one submission may run (default: 300)")
-    parser.add_argument("--cpu-limit", type=_positive, metavar="S", help="CPU seconds per process (default: the submission timeout)")
-    parser.add_argument("--memory-limit", type=int, default=6144, metavar="MIB", help="virtual memory per process in MiB (default: 6144)")
-    parser.add_argument("--reference", type=Path, help="folder of reference notebooks (default: solutions/ of the repository)")
-    parser.add_argument("--student-notebooks", type=Path, help="folder of student versions, for stubs of missing answers (default: notebooks/)")
-    parser.add_argument("--hidden-checks", type=Path, help="private hidden-checks file (sets LAB6_HIDDEN_CHECKS for the kernels)")
+    parser.add_argument("--out", type=Path, default=Path("grades.csv"), help=tr("grade.cli.out_help"))
+    parser.add_argument("--feedback", type=Path, help=tr("grade.cli.feedback_help"))
+    parser.add_argument("--written", type=Path, help=tr("grade.cli.written_help"))
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help=tr("grade.cli.jobs_help"))
+    parser.add_argument("--timeout-cell", type=_positive, default=60.0, metavar="S", help=tr("grade.cli.timeout_cell_help"))
+    parser.add_argument("--timeout-submission", type=_positive, default=300.0, metavar="S", help=tr("grade.cli.timeout_submission_help"))
+    parser.add_argument("--cpu-limit", type=_positive, metavar="S", help=tr("grade.cli.cpu_limit_help"))
+    parser.add_argument("--memory-limit", type=int, default=6144, metavar="MIB", help=tr("grade.cli.memory_limit_help"))
+    parser.add_argument("--reference", type=Path, help=tr("grade.cli.reference_help"))
+    parser.add_argument("--student-notebooks", type=Path, help=tr("grade.cli.student_notebooks_help"))
+    parser.add_argument("--hidden-checks", type=Path, help=tr("grade.cli.hidden_checks_help"))
 
 
 def _add_check_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("notebooks", nargs="+", type=Path, metavar="NOTEBOOK")
-    parser.add_argument("--timeout-cell", type=_positive, default=120.0, metavar="S", help="seconds one cell may run (default: 120)")
+    parser.add_argument("--timeout-cell", type=_positive, default=120.0, metavar="S", help=tr("check.timeout_cell_help"))
 
 
 def add_grade_command(subparsers) -> None:  # noqa: ANN001 - argparse's private subparsers type
