@@ -269,7 +269,8 @@ def test_feedback_and_written_pages(graded_class: dict) -> None:
     assert tr("grade.feedback.total", total="3", max_total="5") in feedback
     assert tr("checks.passed", item="num_keep") in feedback
     assert _hidden_detail(_float_ceil).split("。")[0] in feedback
-    assert "verify_num_keep" not in feedback and "0.55, 101" not in feedback  # no hidden code or inputs
+    assert "verify_num_keep" not in feedback  # no hidden check code
+    assert "(0.55, 101)" not in feedback  # no hidden inputs
     page = (output.written_dir / "perfect.html").read_text(encoding="utf-8")
     assert "報告問題 1" in page
     assert sorted(path.name for path in output.feedback_dir.iterdir()) == sorted(
@@ -307,7 +308,8 @@ def test_rebuild_ignores_edited_check_cells(workbook: Workbook) -> None:
             assert cell.outputs == original.outputs
         if ("answer", "num_keep") in cell_roles(cell):
             assert cell.source == FLOOR
-            assert cell.outputs == [] and cell.execution_count is None
+            assert cell.outputs == []
+            assert cell.execution_count is None
 
 
 def test_rebuild_injects_hidden_cell_after_check(workbook: Workbook) -> None:
@@ -365,3 +367,25 @@ def test_read_submission_rejects_bad_files(tmp_path: Path, content: bytes, key: 
     with pytest.raises(SubmissionError) as error:
         read_submission(path)
     assert error.value.key == key
+
+
+def test_cli_grades_unreadable_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from lab6.cli import main
+
+    (tmp_path / "subs").mkdir()
+    (tmp_path / "subs" / f"zoe_{SOURCE}.ipynb").write_text('{"cells": [', encoding="utf-8")
+    out = tmp_path / "grades.csv"
+    assert main(["grade", str(tmp_path / "subs"), "--out", str(out), "--jobs", "1"]) == 0
+    with open(out, encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["student"] for row in rows] == ["zoe"]
+    assert rows[0]["total"] == "0"
+    assert (tmp_path / "feedback" / "zoe.md").is_file()
+    assert (tmp_path / "written" / "zoe.html").is_file()
+
+
+def test_cli_rejects_empty_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from lab6.cli import main
+
+    assert main(["grade", str(tmp_path), "--out", str(tmp_path / "g.csv")]) == 2
+    assert tr("grade.cli.no_submissions", paths=str(tmp_path)) in capsys.readouterr().err

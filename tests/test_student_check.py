@@ -23,7 +23,7 @@ def public(tmp_path_factory: pytest.TempPathFactory) -> Workbook:
 
 
 def _as_run(notebook: nbformat.NotebookNode, counts: list[int] | None = None) -> nbformat.NotebookNode:
-    """Give the non-empty code cells execution counts, 1..n unless ``counts`` says otherwise."""
+    """Give the non-empty code cells execution counts, 1..n unless ``counts`` gives others."""
     cells = [cell for cell in notebook.cells if cell.cell_type == "code" and cell.source.strip()]
     for cell, count in zip(cells, counts or range(1, len(cells) + 1)):
         cell.execution_count = count

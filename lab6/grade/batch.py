@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+import nbformat
+
 from lab6.grade.rebuild import SubmissionError, identify_notebook, read_submission, rebuild
-from lab6.grade.report import collect_students, write_csv, write_feedback, write_written_pages
+from lab6.grade.report import collect_students, safe_name, write_csv, write_feedback, write_written_pages
 from lab6.grade.run import Limits, run_notebook
 from lab6.grade.score import SubmissionResult, failed_submission, score_run
 from lab6.grade.workbook import GradedItem, Workbook
@@ -103,8 +105,17 @@ def plan_submissions(paths: list[Path], workbook: Workbook) -> tuple[list[Submis
     return sorted(chosen.values(), key=lambda s: (s.student, s.notebook or "", str(s.path))), duplicates
 
 
-def grade_file(submission: Submission, workbook: Workbook, limits: Limits, env: dict[str, str] | None = None) -> SubmissionResult:
-    """Grade one file; never raises for a problem in the file itself."""
+def grade_file(
+    submission: Submission,
+    workbook: Workbook,
+    limits: Limits,
+    env: dict[str, str] | None = None,
+    rebuilt_dir: Path | None = None,
+) -> SubmissionResult:
+    """Grade one file. A problem in the file, or an exception in the grader, becomes the row's reason.
+
+    With ``rebuilt_dir`` the rebuilt notebook is also saved there, for ``pytest --nbval-lax``.
+    """
     file = str(submission.path)
     items = workbook.items_for(submission.notebook) if submission.notebook else []
     try:
@@ -115,9 +126,12 @@ def grade_file(submission: Submission, workbook: Workbook, limits: Limits, env: 
         return failed_submission(submission.student, file, None, items, tr("grade.reason.unknown_notebook"))
     try:
         rebuilt = rebuild(notebook, submission.notebook, workbook)
+        if rebuilt_dir is not None:
+            rebuilt_dir.mkdir(parents=True, exist_ok=True)
+            nbformat.write(rebuilt.notebook, str(rebuilt_dir / f"{safe_name(submission.student)}_{submission.notebook}.ipynb"))
         run = run_notebook(rebuilt.notebook, limits, env)
         return score_run(submission.student, file, rebuilt, run, items, limits)
-    except Exception as exc:  # a grader bug must not stop the batch; the row says so
+    except Exception as exc:  # a grader bug must not stop the batch, so the row reports it
         log.exception("grading %s failed", file)
         return failed_submission(
             submission.student, file, submission.notebook, items, tr("grade.reason.grader_error", detail=f"{type(exc).__name__}: {exc}")
@@ -138,6 +152,7 @@ def grade_batch(
     limits: Limits = Limits(),
     env: dict[str, str] | None = None,
     progress: Callable[[int, int, SubmissionResult], None] | None = None,
+    rebuilt_dir: Path | None = None,
 ) -> BatchOutput:
     """Grade every submission under ``paths`` and write all outputs; returns the per-file results.
 
@@ -154,7 +169,7 @@ def grade_batch(
 
     results: list[SubmissionResult] = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(grade_file, submission, workbook, limits, env) for submission in submissions]
+        futures = [pool.submit(grade_file, submission, workbook, limits, env, rebuilt_dir) for submission in submissions]
         for done, future in enumerate(futures, start=1):
             result = future.result()
             results.append(result)

@@ -62,6 +62,7 @@ def run_grade(args: argparse.Namespace) -> int:
         limits=limits,
         env=env,
         progress=progress,
+        rebuilt_dir=args.keep_rebuilt,
     )
     print(
         tr(
@@ -106,6 +107,7 @@ def _add_grade_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", type=Path, help=tr("grade.cli.reference_help"))
     parser.add_argument("--student-notebooks", type=Path, help=tr("grade.cli.student_notebooks_help"))
     parser.add_argument("--hidden-checks", type=Path, help=tr("grade.cli.hidden_checks_help"))
+    parser.add_argument("--keep-rebuilt", type=Path, metavar="DIR", help=tr("grade.cli.keep_rebuilt_help"))
 
 
 def _add_check_options(parser: argparse.ArgumentParser) -> None:

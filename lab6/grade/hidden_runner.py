@@ -3,7 +3,7 @@
 The grader injects a cell calling :func:`run_hidden_checks` after each exercise. A failure
 raises :class:`HiddenCheckFailed`, whose text is the check's own message: never the hidden
 check's code, its inputs or its expected values. Errors from the student's function keep
-their type and message; an ``AssertionError`` from the check code keeps neither, because its
+their type and message. An ``AssertionError`` from the check code keeps neither, because its
 text may contain an expected value.
 
 The hidden checks come from ``lab6/checks/hidden.py`` (which itself merges an instructor's

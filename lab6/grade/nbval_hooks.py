@@ -3,9 +3,9 @@
 The grader runs ``pytest --nbval-lax -p lab6.grade.nbval_hooks`` on a rebuilt notebook and
 reads one JSON line per code cell from a results file. Lines are flushed as each cell ends,
 so the cells finished before a submission is killed still count. With ``LAB6_GRADE_STDIN=1``
-the plugin reads the file path and a nonce from the first line of stdin when it is imported
-(before the kernel starts), so the student's code finds neither in its environment; else it
-writes to the file named by ``LAB6_GRADE_RESULTS``, without a nonce.
+the plugin reads the file path and a nonce from the first line of stdin when it is imported,
+before the kernel starts, so the student's code finds neither in its environment. Without it,
+the plugin writes to the file named by ``LAB6_GRADE_RESULTS``, without a nonce.
 
 nbval 0.11 waits for a cell's reply for the whole cell timeout even when the kernel has died
 (``RunningKernel.await_reply`` only polls the shell channel). This plugin wraps that method to

@@ -107,8 +107,8 @@ def _answer_ids(notebook: dict[str, Any]) -> tuple[set[str], set[str]]:
 def identify_notebook(submission: dict[str, Any] | None, filename: str, workbook: Workbook) -> str | None:
     """Return the stem of the reference notebook that a submission answers, or None.
 
-    The answer cells' ids and tags decide; the file name decides only when they match no
-    notebook (a file that is not a notebook, or one whose tags were all removed).
+    The answer cells' ids and tags decide. The file name decides only when they match no
+    notebook, as for a file that is not a notebook or one whose tags were all removed.
     """
     best, best_score = None, 0
     if submission is not None:

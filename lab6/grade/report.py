@@ -23,6 +23,7 @@ class StudentRecord:
     results: dict[str, ItemResult] = field(default_factory=dict)
     submissions: list[SubmissionResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    missing_notebooks: set[str] = field(default_factory=set)
 
     @property
     def total(self) -> float:
@@ -50,6 +51,7 @@ def collect_students(submissions: list[SubmissionResult], items: list[GradedItem
     for record in records.values():
         for item in items:
             if item.id not in record.results:
+                record.missing_notebooks.add(item.notebook)
                 reason = "" if item.kind == "report" else tr("grade.reason.no_submission", notebook=item.notebook)
                 record.results[item.id] = ItemResult(item=item, passed=False, points=0, reason=reason)
     return [records[name] for name in sorted(records)]
@@ -67,11 +69,14 @@ def write_csv(path: Path, students: list[StudentRecord], items: list[GradedItem]
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(header)
         for record in students:
-            reasons = [
-                f"{item.id}: {record.results[item.id].reason}"
-                for item in scored
-                if not record.results[item.id].passed and record.results[item.id].reason
-            ]
+            reasons = []
+            for item in scored:
+                result = record.results[item.id]
+                if result.passed or not result.reason:
+                    continue
+                # A notebook the student did not submit gets one entry, not one per item.
+                label = item.notebook if item.notebook in record.missing_notebooks else item.id
+                reasons.append(f"{label}: {result.reason}")
             errors = [f"{Path(s.file).name}: {s.error}" for s in record.submissions if s.error]
             row = [record.student]
             row += [_points(record.results[item.id].points) for item in scored]

@@ -30,9 +30,9 @@ class ItemResult:
     passed: bool
     points: float
     reason: str = ""
-    """Why the points were lost, in the current language; empty when passed."""
+    """Reason the points were lost, in the current language; empty when passed."""
     message: str = ""
-    """What the check printed when it passed (public or hidden), for the feedback file."""
+    """Output of the check (public or hidden) when it passed, for the feedback file."""
 
 
 @dataclass
@@ -45,7 +45,7 @@ class SubmissionResult:
     items: list[ItemResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     error: str | None = None
-    """Why the whole file could not be graded, or None."""
+    """Reason the whole file could not be graded, or None."""
     report_answers: dict[str, str] = field(default_factory=dict)
     figures: list[str] = field(default_factory=list)
     """PNG images (base64) produced while grading, in cell order."""
@@ -111,7 +111,7 @@ def _check_reason(record: dict[str, Any] | None, run: RunResult, limits: Limits,
         if hidden and ename == "HiddenCheckFailed":
             return tr("grade.reason.hidden_failed", message=evalue)
         if ename == "CheckFailed":
-            return evalue  # the check's own message, which already says that the check failed
+            return evalue  # the check's own message, which already states that the check failed
         missing_name = _NAME_ERROR.search(evalue) if ename == "NameError" else None
         if missing_name:
             return tr("grade.reason.name_missing", name=missing_name.group(1))

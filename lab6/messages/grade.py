@@ -69,6 +69,7 @@ ZH_TW = {
     "grade.cli.memory_limit_help": "每個行程的虛擬記憶體上限，單位 MiB（預設：6144；光是載入 torch 就佔約 3.7 GiB）",
     "grade.cli.reference_help": "參考 notebook 的資料夾（預設：專案的 solutions/）",
     "grade.cli.student_notebooks_help": "學生版 notebook 的資料夾，用來補上缺少的作答儲存格（預設：notebooks/）",
+    "grade.cli.keep_rebuilt_help": "把重建後的 notebook 存到這個資料夾，之後可用 pytest --nbval-lax 執行",
     "grade.cli.hidden_checks_help": "私人的隱藏檢查檔案（為評分 kernel 設定 LAB6_HIDDEN_CHECKS）",
     "check.timeout_cell_help": "每個儲存格最多執行幾秒（預設：120）",
     # Student check.
@@ -152,6 +153,7 @@ EN = {
     "grade.cli.memory_limit_help": "Virtual memory per process in MiB (default: 6144; importing torch alone maps about 3.7 GiB)",
     "grade.cli.reference_help": "Folder of reference notebooks (default: the repository's solutions/)",
     "grade.cli.student_notebooks_help": "Folder of student notebooks, whose stubs replace missing answer cells (default: notebooks/)",
+    "grade.cli.keep_rebuilt_help": "Save the rebuilt notebooks in this folder, to run them later with pytest --nbval-lax",
     "grade.cli.hidden_checks_help": "Private hidden-checks file (sets LAB6_HIDDEN_CHECKS for the grading kernels)",
     "check.timeout_cell_help": "Seconds one cell may run (default: 120)",
     "check.description": "Check a notebook before submitting: run the public checks in a fresh kernel and confirm that every answer cell is present and was run in order from a fresh kernel.",
