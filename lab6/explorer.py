@@ -189,11 +189,16 @@ class ExplorerPanel:
         schedule = parse_keep_rate(keep_rate, depth=depth)
         image_options = self._init_images(scenes, image)
 
-        self.model_choice = widgets.Dropdown(options=model_options, value=model_options[0][1], description=tr("explorer.model"))
+        wide = widgets.Layout(width="420px")
+        self.model_choice = widgets.Dropdown(
+            options=model_options, value=model_options[0][1], description=tr("explorer.model"), layout=wide
+        )
         self.model_note = widgets.HTML()
         if isinstance(model, str) and DEIT_SMALL not in [key for _, key in model_options]:
             self.model_note.value = f"<small>{tr('explorer.deit_unavailable')}</small>"
-        self.image_choice = widgets.Dropdown(options=image_options, value=image_options[0][1], description=tr("explorer.image"))
+        self.image_choice = widgets.Dropdown(
+            options=image_options, value=image_options[0][1], description=tr("explorer.image"), layout=wide
+        )
         self.upload = widgets.FileUpload(accept="image/*", multiple=False, description=tr("explorer.upload"))
         self.fuse_toggle = widgets.Checkbox(value=bool(fuse), description=tr("explorer.fuse"), indent=False)
         self.lab_button = widgets.Button(description=tr("explorer.preset_lab"), layout=widgets.Layout(width="auto"))
@@ -229,7 +234,7 @@ class ExplorerPanel:
         for i, picture in enumerate(self.panel_images):
             picture.add_class(f"lab6-panel-{i}")
         self._panel_boxes = [
-            widgets.VBox([caption, picture], layout=widgets.Layout(margin="0 4px 4px 0"))
+            widgets.VBox([caption, picture], layout=widgets.Layout(width="176px", margin="0 4px 4px 0"))
             for caption, picture in zip(self.panel_captions, self.panel_images)
         ]
         self.figure_box = widgets.Box(layout=widgets.Layout(display="flex", flex_flow="row wrap"))

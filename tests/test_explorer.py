@@ -133,10 +133,10 @@ def test_fusion_toggle(panel, model):
     assert [panel.state.token_counts[i] for i in (3, 6, 9)] == [139, 98, 69]
     assert panel.state.gflops == pytest.approx(count_flops(model, LAB_SCHEDULE, fuse=False) / 1e9)
     assert "fused token" not in panel.panel_captions[1].value
-    blue = png_array(panel.panel_images[2].value)
+    unfused = png_array(panel.panel_images[2].value)
     assert visible_panels(panel) == 4
     panel.fuse_toggle.value = True
-    assert not np.array_equal(blue, png_array(panel.panel_images[2].value))
+    assert not np.array_equal(unfused, png_array(panel.panel_images[2].value))
 
 
 def test_presets(panel):
