@@ -223,6 +223,10 @@ def rebuild(submission: NotebookNode, name: str, workbook: Workbook, hidden: boo
                 result.report_answers[exercise] = _source(found) if found is not None else ""
             if role in ("answer", "check"):
                 last_cell_of[exercise] = len(cells)
+        if cell.cell_type == "code" and cell.get("outputs") and cell.get("execution_count") is None:
+            # nbval fails a cell whose stored outputs lack an execution count ("Unrun reference
+            # cell has outputs"); a generated student notebook may store them that way.
+            cell.execution_count = 1
         cells.append(cell)
 
     if hidden:
