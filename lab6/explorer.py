@@ -158,8 +158,8 @@ class ExplorerPanel:
     ``rate_sliders`` (one per block), ``schedule_text``, ``lab_button``,
     ``no_pruning_button``. Outputs: ``message`` (errors), ``panel_images`` and
     ``panel_captions`` (input and one per pruning block), ``token_table``, ``gflops_label``,
-    ``top5_table``, ``agreement_label``, ``timing_label``. ``state`` holds the numbers of the
-    last successful update; ``widget`` is the root box.
+    ``top5_table``, ``agreement_label``, ``timing_label``. ``state`` is the :class:`ExplorerState` of the
+    last successful update, and ``widget`` is the root box.
     """
 
     def __init__(
@@ -173,7 +173,6 @@ class ExplorerPanel:
     ) -> None:
         import ipywidgets as widgets
 
-        self._widgets = widgets
         self._models: dict[str, _LoadedModel] = {}
         self._images: dict[tuple[str, str], PreparedImage] = {}
         self._reference: dict[tuple[str, str], int] = {}
@@ -324,6 +323,8 @@ class ExplorerPanel:
         photo_options = []
         for path in _bundled_photos():
             key = f"photo:{path}"
+            if key in self._sources:  # the ``image`` argument named this photo already
+                continue
             self._sources[key] = lambda path=path: open_rgb(path)
             photo_options.append((tr("explorer.photo_option", name=path.name), key))
 

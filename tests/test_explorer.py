@@ -342,3 +342,22 @@ def test_display_bundle(panel):
     bundle = panel._repr_mimebundle_()
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == panel.widget.model_id
     assert bundle["text/plain"] == tr("explorer.plain_text")
+
+
+def test_image_argument_listed_once(model, scenes):
+    from lab6.explorer import _bundled_photos
+
+    photo = _bundled_photos()[0]
+    panel = explorer_module.explore(model, scenes=scenes, image=photo)
+    keys = [key for _, key in panel.image_choice.options]
+    assert keys[0] == f"photo:{photo}"
+    assert len(keys) == len(set(keys))
+    assert panel.state.image == keys[0]
+
+
+def test_missing_image_argument(model, scenes, lang):
+    from lab6.i18n import ImageError
+
+    lang("en")
+    with pytest.raises(ImageError, match="no-such-file.png"):
+        explorer_module.explore(model, scenes=scenes, image="no-such-file.png")
