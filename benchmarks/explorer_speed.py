@@ -2,9 +2,9 @@
 
 Usage: python benchmarks/explorer_speed.py [--changes 15] [--scenes 32] [--threads 2]
 
-Prints the median and the slowest update after a slider change (headless: the value is set
-from Python, so the browser's rendering is not included), and the sweep's wall time on the
-first N held-out scenes with the default 13 keep rates, scaled to the whole held-out set.
+Prints the median and the slowest update after a slider change. The value is set from Python,
+so the browser's rendering is not included. Then prints the sweep's wall time on the first N
+held-out scenes with the default 13 keep rates, scaled to the whole held-out set as an estimate.
 """
 
 from __future__ import annotations
