@@ -23,7 +23,7 @@ ZH_TW = {
     "grade.reason.grader_error": "評分程式出錯：{detail}（請通知助教）",
     "grade.reason.not_graded": "這題沒有評分結果（請通知助教）。",
     "grade.reason.no_submission": "沒有繳交 {notebook}。",
-    "grade.cause.exit": "結束代碼 {code}，例如 os._exit 或 sys.exit",
+    "grade.cause.exit": "結束狀態 {code}，例如 os._exit 或 sys.exit",
     "grade.cause.signal": "被訊號 {signal} 終止，例如 segfault、記憶體用盡或 CPU 時間用盡",
     "grade.cause.unknown": "原因不明",
     # Notes for the TA (CSV "notes" column and feedback).
