@@ -34,7 +34,10 @@ TOP_K = 5
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     def add_usage(self, usage, actions, groups, prefix=None):  # noqa: ANN001 - argparse's signature
-        return super().add_usage(usage, actions, groups, prefix=tr("cli.usage_prefix"))
+        # argparse passes prefix="" when it builds a subcommand's prog; only the default is localised.
+        if prefix is None:
+            prefix = tr("cli.usage_prefix")
+        return super().add_usage(usage, actions, groups, prefix=prefix)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -186,3 +186,13 @@ def test_module_entry_point(tmp_path):
     assert "Image file" in result.stderr
     assert "not found" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_subcommand_help_prints_usage_prefix_once(capsys, monkeypatch):
+    from lab6.cli import main
+
+    monkeypatch.setenv("LAB6_LANG", "en")
+    assert main(["visualize", "--help"]) == 0
+    first_line = capsys.readouterr().out.splitlines()[0]
+    assert first_line.startswith("usage: python -m lab6 visualize")
+    assert first_line.count("usage:") == 1
