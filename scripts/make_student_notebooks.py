@@ -4,8 +4,10 @@ In every code cell tagged ``lab6:answer:<item>``, each region from a ``# BEGIN S
 line to its ``# END SOLUTION`` line is replaced by a stub at the same indentation. The
 stub points to the contract stated right above it (the function's docstring lists inputs,
 outputs and shapes) and raises ``NotImplementedError``. Markdown cells tagged
-``lab6:report:q<N>`` become an empty answer prompt. Every output is dropped except those
-of cells tagged ``nbval-check-output``: those are the expected outputs nbval compares.
+``lab6:report:q<N>`` become an empty answer prompt. Every output and execution count is
+dropped, so a student sees no result before running a cell, and nbval treats every cell as
+unrun: it still fails a cell that raises but compares no outputs. The expected outputs that
+grading compares stay in solutions/, which the grader rebuilds submissions from.
 
 Usage::
 
@@ -34,7 +36,6 @@ BEGIN = "# BEGIN SOLUTION"
 END = "# END SOLUTION"
 ANSWER_TAG = "lab6:answer:"
 REPORT_TAG = "lab6:report:"
-CHECKED_OUTPUT_TAG = "nbval-check-output"
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 # Output types kept in solutions/ after execution: text only, so no figure bloats the source.
 KEPT_MIME = ("text/plain",)
@@ -115,12 +116,8 @@ def student_version(solution, stem: str):
         if cell.cell_type == "code":
             if tagged(cell, ANSWER_TAG) is not None:
                 cell.source = strip_solution(cell.source, where)
-            if CHECKED_OUTPUT_TAG not in tags(cell):
-                cell.outputs = []
+            cell.outputs = []
             cell.execution_count = None
-            for output in cell.outputs:
-                if "execution_count" in output:
-                    output["execution_count"] = None
         elif cell.cell_type == "markdown":
             question = tagged(cell, REPORT_TAG)
             if question is not None:

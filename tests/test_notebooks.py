@@ -135,9 +135,18 @@ def test_outputs_are_small_and_stable(solution, student):
                 assert "image/png" not in output.get("data", {}), f"{path.name}:{cell.id} stores a figure"
     for cell in read(student).cells:
         if cell.cell_type == "code":
-            assert cell.execution_count is None
-            if "nbval-check-output" not in tags(cell):
-                assert cell.outputs == [], cell.id
+            assert cell.execution_count is None, cell.id
+            assert cell.outputs == [], cell.id
+
+
+@pytest.mark.parametrize("solution", [s for s, _ in PAIRS], ids=NOTEBOOKS)
+def test_solutions_keep_expected_outputs(solution):
+    """Every checked cell of a solution stores the output that nbval and the grader compare."""
+    checked = [c for c in read(solution).cells if c.cell_type == "code" and "nbval-check-output" in tags(c)]
+    for cell in checked:
+        assert cell.execution_count is not None, cell.id
+        assert cell.outputs, cell.id
+        assert all(output["output_type"] != "error" for output in cell.outputs), cell.id
 
 
 def test_items_match_tags_and_headings():
