@@ -28,6 +28,9 @@ __all__ = ["SweepResult", "sweep_keep_rates", "plot_tradeoff", "plot_retention",
 LAB_RATE = 0.7
 """The lab's keep rate, marked in the plots and always part of a sweep."""
 
+# Counts only, without tqdm's elapsed time and rate, so the bar looks the same on every run.
+PROGRESS_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt}"
+
 DEFAULT_RATES: tuple[float, ...] = tuple(round(float(r), 4) for r in np.linspace(0.4, 1.0, 13))
 """0.40, 0.45, ..., 1.00."""
 
@@ -183,7 +186,7 @@ def sweep_keep_rates(
         correct_unpruned = sum(int((pred == labels).sum()) for pred, (_, labels, _) in zip(reference, batches))
 
         rows = []
-        for rate in tqdm(rates, desc="keep rate", disable=not progress):
+        for rate in tqdm(rates, desc="keep rate", bar_format=PROGRESS_FORMAT, disable=not progress):
             schedule = tuple(rate if i + 1 in blocks else 1.0 for i in range(depth))
             with temporary_keep_rate(model, schedule, fuse=fuse):
                 correct = agree = 0
