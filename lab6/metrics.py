@@ -1,4 +1,4 @@
-"""Where EViT's kept tokens land: accuracy, foreground retention and object recall on scenes.
+"""Accuracy, foreground retention and object recall of EViT's kept tokens on procedural scenes.
 
 Definitions, per pruning block and per image, averaged over images:
 
@@ -108,8 +108,8 @@ def evaluate_scenes(
 ) -> SceneMetrics:
     """Run the model on the scenes with a keep-rate schedule and measure where kept tokens land.
 
-    Applies EViT to ``model`` if needed. The model's own schedule, fusion setting and
-    train/eval mode are restored afterwards. ``threshold`` is the share of a patch's pixels
+    Applies EViT to ``model`` if needed, and then leaves it applied with keep rate 1. An EViT
+    model gets its own schedule, fusion setting and train/eval mode back afterwards. ``threshold`` is the share of a patch's pixels
     that must lie on the object for it to count as object.
     """
     if not scenes:

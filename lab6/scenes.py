@@ -1,15 +1,16 @@
 """Procedural scenes: one textured object on a cluttered, colourful background, with its mask.
 
 Each scene is a 224 x 224 RGB image drawn from one integer seed with numpy's
-``np.random.default_rng`` and Pillow. The object's class is its surface pattern (stripes,
-checker, dots, ...), drawn in two random colours on a random outline that carries no class
-information. The background holds flat shapes, a colour gradient and blocky colour noise,
-none of which depends on the class.
+``np.random.default_rng`` and Pillow. The object's class is its surface: a pattern (stripes,
+checker, dots, ...) at a class-specific orientation, inked in a hue near the class's own hue
+on dark paper, on a random outline that carries no class information. The background holds
+flat shapes of any colour, a colour gradient and blocky colour noise, none of which depends
+on the class, so background patches can carry a class's hue by chance but never its pattern.
 
 Class evidence is spread thin on purpose: inside the object, each 16 x 16 patch of the
-ViT's grid shows the class pattern only with probability ``1 - patch_noise``, otherwise
-the pattern of another random class. One patch therefore says little, and a classifier
-has to gather evidence from many object patches.
+ViT's grid shows the class's pattern and ink only with probability ``1 - patch_noise``,
+otherwise those of another random class. One patch therefore carries weak evidence, and a
+classifier has to gather it from many object patches.
 
 numpy does not promise that ``Generator`` streams stay the same across versions, so the
 held-out set is shipped as pixels (:func:`load_heldout`) instead of being regenerated.
@@ -61,7 +62,7 @@ HELDOUT_PATH = Path(__file__).resolve().parent / "assets" / "heldout_scenes.npz"
 HELDOUT_SEED_BASE = 10_000_000
 """Held-out scenes use seeds from here on; training seeds stay below it."""
 
-_OBJECT_AREA = (0.18, 0.30)  # share of the image the object's outline covers, before clipping
+_OBJECT_AREA = (0.18, 0.30)  # range of the object's area as a share of the image
 
 
 @dataclass(frozen=True)
@@ -261,7 +262,7 @@ def make_scene(
         patch_noise: probability in [0, 1) that an object patch of the 14 x 14 grid shows
             the pattern (and ink colour) of another random class.
         colour_cue: draw the pattern's ink in the class's hue on dark paper; otherwise both
-            colours are random and only the pattern tells the class.
+            colours are random and only the pattern identifies the class.
     """
     if label is not None and not 0 <= int(label) < len(CLASS_NAMES):
         raise ValueError(f"label must lie in 0..{len(CLASS_NAMES) - 1}, got {label}")
