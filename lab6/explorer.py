@@ -229,7 +229,8 @@ class ExplorerPanel:
         self.message = widgets.HTML(layout=widgets.Layout(display="none"))
         self.message.add_class("lab6-message")
         self.panel_images = [widgets.Image(format="png", layout=widgets.Layout(width="168px", height="168px")) for _ in range(_MAX_PANELS)]
-        self.panel_captions = [widgets.HTML() for _ in range(_MAX_PANELS)]
+        # Two lines for every caption, so the pictures line up when one caption wraps.
+        self.panel_captions = [widgets.HTML(layout=widgets.Layout(height="2.8em")) for _ in range(_MAX_PANELS)]
         for i, picture in enumerate(self.panel_images):
             picture.add_class(f"lab6-panel-{i}")
         self._panel_boxes = [
