@@ -9,6 +9,13 @@ keep rate of the pruning blocks stays 1 for the first part of training, then dec
 linearly to the target. The CLS attention is never supervised with the object mask, so
 where the kept tokens land is what this training learns on its own.
 
+The shipped recipe (the defaults) trained for 1375 s, about 23 minutes, with 2 threads on a
+2-core CPU shared with other jobs. On the 96 held-out scenes it scored 100% with and without
+the lab's schedule. After block 10 it kept 66% of the object's patches, where random selection
+would keep 35%. A control trained the same way but never pruned (``--keep-rate 1``, 8k
+images) placed its kept tokens on the object just as well, so on these scenes the object
+focus comes from classification training itself, not from pruning during training.
+
 Usage:
     python scripts/train_bundled.py                 # the shipped recipe, writes lab6/assets/
     python scripts/train_bundled.py --quick         # smoke test, under a minute, writes /tmp
