@@ -184,7 +184,14 @@ def execute_solutions(stems: list[str] | None, timeout: int) -> None:
         if stems and source.stem not in stems:
             continue
         nb = read(source)
-        NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(SOLUTIONS)}}).execute()
+        client = NotebookClient(
+            nb,
+            timeout=timeout,
+            kernel_name="python3",
+            coalesce_streams=True,  # one stream output per cell and stream, however the kernel flushed it
+            resources={"metadata": {"path": str(SOLUTIONS)}},
+        )
+        client.execute()
         strip_rich_outputs(nb)
         nb.metadata = normalized_metadata(nb.metadata, source.stem)
         source.write_text(serialize(nb), encoding="utf-8")
