@@ -30,15 +30,25 @@ LAB_BLOCKS: tuple[int, ...] = (4, 7, 10)  # 1-based, as the lab's report counts 
 ScheduleLike = Union[str, float, int, Sequence[float], tuple[float, Sequence[int]]]
 
 
+_SHOWN_CHARS = 40  # longer input is cut in error messages, so one typo cannot flood the terminal
+
+
+def _shown(value: object) -> object:
+    """Return ``value`` for an error message, with strings over ``_SHOWN_CHARS`` characters cut short."""
+    if isinstance(value, str) and len(value) > _SHOWN_CHARS:
+        return value[: _SHOWN_CHARS - 3] + "..."
+    return value
+
+
 def _rate(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (numbers.Real, str)):
-        raise ScheduleError("schedule.not_number", value=value)
+        raise ScheduleError("schedule.not_number", value=_shown(value))
     try:
         rate = float(value)
     except ValueError:
-        raise ScheduleError("schedule.not_number", value=value) from None
+        raise ScheduleError("schedule.not_number", value=_shown(value)) from None
     if not (0.0 < rate <= 1.0):  # also rejects NaN
-        raise ScheduleError("schedule.bad_rate", value=value)
+        raise ScheduleError("schedule.bad_rate", value=_shown(value))
     return rate
 
 
@@ -47,9 +57,9 @@ def _block(value: object, depth: int) -> int:
         text = str(value).strip()
         block = int(text)
     except ValueError:
-        raise ScheduleError("schedule.bad_block", value=value, depth=depth) from None
+        raise ScheduleError("schedule.bad_block", value=_shown(value), depth=depth) from None
     if not 1 <= block <= depth:
-        raise ScheduleError("schedule.bad_block", value=value, depth=depth)
+        raise ScheduleError("schedule.bad_block", value=_shown(value), depth=depth)
     return block
 
 
@@ -62,23 +72,26 @@ def _at_blocks(rate: object, blocks: Sequence[object], depth: int) -> tuple[floa
 
 
 def _parse_string(text: str, depth: int) -> tuple[float, ...]:
-    compact = "".join(text.split()).lower().strip("()[]")
+    compact = "".join(text.split()).strip("()[]")
     if not compact:
         raise ScheduleError("schedule.empty")
-    if compact in ("lab", "default"):
+    if any(bracket in compact for bracket in "()[]"):
+        # Nested brackets, such as a Python tuple "(0.7, (4, 7))", are no form this parser reads.
+        raise ScheduleError("schedule.bad_string", text=_shown(text), depth=depth)
+    if compact.lower() in ("lab", "default"):
         if depth != len(LAB_SCHEDULE):
             raise ScheduleError("schedule.wrong_length", got=len(LAB_SCHEDULE), depth=depth)
         return tuple(float(rate) for rate in LAB_SCHEDULE)
     if compact.count("@") == 1:
         rate, _, blocks = compact.partition("@")
         if not rate or not blocks:
-            raise ScheduleError("schedule.bad_string", text=text, depth=depth)
+            raise ScheduleError("schedule.bad_string", text=_shown(text), depth=depth)
         return _at_blocks(rate, blocks.split(","), depth)
     if "@" in compact:
-        raise ScheduleError("schedule.bad_string", text=text, depth=depth)
+        raise ScheduleError("schedule.bad_string", text=_shown(text), depth=depth)
     parts = compact.split(",")
     if any(p == "" for p in parts):
-        raise ScheduleError("schedule.bad_string", text=text, depth=depth)
+        raise ScheduleError("schedule.bad_string", text=_shown(text), depth=depth)
     if len(parts) == 1:
         return _parse_number_everywhere(parts[0], depth)
     rates = tuple(_rate(p) for p in parts)
@@ -107,13 +120,18 @@ def parse_keep_rate(spec: ScheduleLike, depth: int = 12) -> tuple[float, ...]:
     * a single number: ``1`` turns pruning off, any other rate prunes at the lab's
       blocks 4, 7 and 10 (12-block models only);
     * a string: ``"0.7@4,7,10"``, ``"lab"``, a single number, or ``depth``
-      comma-separated numbers.
+      comma-separated numbers;
+    * a NumPy array or torch tensor, read as the number or list its ``tolist()`` returns.
+
+    A block listed twice, as in ``"0.7@4,4"``, prunes once.
 
     Every rate must lie in (0, 1]. Raises :class:`~lab6.i18n.ScheduleError` with a
     bilingual message naming the problem otherwise.
     """
     if isinstance(spec, str):
         return _parse_string(spec, depth)
+    if not isinstance(spec, (bytes, bytearray)) and callable(getattr(spec, "tolist", None)):
+        spec = spec.tolist()  # a NumPy array or torch tensor: a plain number or (nested) list
     if isinstance(spec, numbers.Real) and not isinstance(spec, bool):
         return _parse_number_everywhere(spec, depth)
     if isinstance(spec, (tuple, list)):
@@ -121,10 +139,11 @@ def parse_keep_rate(spec: ScheduleLike, depth: int = 12) -> tuple[float, ...]:
             raise ScheduleError("schedule.empty")
         if len(spec) == 2 and isinstance(spec[1], (tuple, list, range)):
             return _at_blocks(spec[0], spec[1], depth)
-        rates = tuple(_rate(r) for r in spec)
-        if len(rates) != depth:
-            raise ScheduleError("schedule.wrong_length", got=len(rates), depth=depth)
-        return rates
+        # Check the length first: a wrong count, such as (0.7, 4), is the likelier mistake
+        # than a bad value, and "4 is outside (0, 1]" would hide it.
+        if len(spec) != depth:
+            raise ScheduleError("schedule.wrong_length", got=len(spec), depth=depth)
+        return tuple(_rate(r) for r in spec)
     raise ScheduleError("schedule.bad_type", kind=type(spec).__name__, depth=depth)
 
 

@@ -250,3 +250,71 @@ def test_format_schedule():
     mixed = (1, 0.9, 1, 0.5) + (1,) * 8
     assert format_schedule(mixed) == "1,0.9,1,0.5,1,1,1,1,1,1,1,1"
     assert parse_keep_rate(format_schedule(mixed)) == tuple(float(r) for r in mixed)
+
+
+@pytest.mark.parametrize(
+    ("spec", "key"),
+    [
+        ("(0.7, (4, 7))", "schedule.bad_string"),
+        ("[0.7, [4]]", "schedule.bad_string"),
+        ("0.7@(4)", "schedule.bad_string"),
+    ],
+)
+def test_parse_nested_brackets_rejected(spec, key):
+    with pytest.raises(ScheduleError) as caught:
+        parse_keep_rate(spec)
+    assert caught.value.key == key
+    assert caught.value.values["text"] == spec
+
+
+def test_parse_long_input_cut_in_message(lang):
+    lang("en")
+    for spec in ("1" * 5000, "x" * 5000 + "@4", "0.7@" + "9" * 5000, "0.7@4@" + "7" * 5000):
+        with pytest.raises(ScheduleError) as caught:
+            parse_keep_rate(spec)
+        message = str(caught.value)
+        assert len(message) < 400, (spec[:20], len(message))
+        assert "..." in message
+
+
+def test_parse_keeps_input_case_in_message():
+    with pytest.raises(ScheduleError) as caught:
+        parse_keep_rate("None")
+    assert caught.value.key == "schedule.not_number"
+    assert caught.value.values["value"] == "None"
+
+
+def test_parse_wrong_count_before_bad_value():
+    with pytest.raises(ScheduleError) as caught:
+        parse_keep_rate((0.7, 4))
+    assert caught.value.key == "schedule.wrong_length"
+    assert caught.value.values == {"got": 2, "depth": 12}
+
+
+def test_parse_numpy_and_torch_schedules():
+    import numpy as np
+    import torch
+
+    assert parse_keep_rate(np.array(LAB)) == LAB
+    assert parse_keep_rate(torch.tensor(LAB, dtype=torch.float64)) == LAB
+    assert parse_keep_rate(torch.tensor(1.0)) == NO_PRUNING
+    assert parse_keep_rate(np.float64(0.7)) == LAB
+    with pytest.raises(ScheduleError) as caught:
+        parse_keep_rate(np.ones(11))
+    assert caught.value.key == "schedule.wrong_length"
+    with pytest.raises(ScheduleError) as caught:
+        parse_keep_rate(torch.zeros(12))
+    assert caught.value.key == "schedule.bad_rate"
+
+
+def test_parse_unicode_digits_read_as_numbers():
+    # Python's float() and int() read any Unicode decimal digits, e.g. full-width ones.
+    assert parse_keep_rate("０.７@４,７,１０") == LAB
+    with pytest.raises(ScheduleError) as caught:
+        parse_keep_rate("１,１")
+    assert caught.value.key == "schedule.wrong_length"
+    assert caught.value.values["got"] == 2
+
+
+def test_parse_repeated_block_prunes_once():
+    assert parse_keep_rate("0.7@4,4,4") == parse_keep_rate("0.7@4")
