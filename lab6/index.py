@@ -25,9 +25,21 @@ DROPPED = -1
 """Value :func:`patch_owner` gives a patch whose token was dropped without fusion."""
 
 
-def _check_idx(idx: torch.Tensor, width: int, step: int) -> None:
-    if idx.dim() != 2 or idx.dtype not in (torch.int64, torch.int32):
+def _is_index_dtype(dtype: torch.dtype) -> bool:
+    return not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool)
+
+
+def _check_idx(idx: object, width: int, step: int, batch: int | None = None) -> None:
+    """Raise :class:`Lab6Error` unless ``idx`` is an integer [B, K] tensor of positions below ``width``.
+
+    ``batch``, when given, is the batch size of the earlier blocks' indices, which ``idx`` must share.
+    """
+    if not isinstance(idx, torch.Tensor):
+        raise Lab6Error("index.not_tensor", step=step + 1, kind=type(idx).__name__)
+    if idx.dim() != 2 or not _is_index_dtype(idx.dtype):
         raise Lab6Error("index.bad_shape", step=step + 1, shape=tuple(idx.shape), dtype=str(idx.dtype))
+    if batch is not None and idx.shape[0] != batch:
+        raise Lab6Error("index.batch_mismatch", step=step + 1, got=idx.shape[0], batch=batch)
     if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= width):
         raise Lab6Error("index.out_of_range", step=step + 1, low=int(idx.min()), high=int(idx.max()), width=width)
 
@@ -51,15 +63,19 @@ def get_real_idx(idxs: Sequence[torch.Tensor], fuse: bool, num_patches: int | No
     real: list[torch.Tensor] = []
     for step, idx in enumerate(idxs):
         if step == 0:
-            _check_idx(idx, num_patches if num_patches is not None else int(idx.max()) + 1, step)
+            if num_patches is None:
+                _check_idx(idx, width=torch.iinfo(torch.int64).max, step=step)
+            else:
+                _check_idx(idx, num_patches, step)
             real.append(idx.long().clone())  # [B, K_0]
             continue
         previous = real[-1]  # [B, K_{i-1}]
         if fuse:
             fused_slot = torch.full_like(previous[:, :1], FUSED)  # [B, 1]
             previous = torch.cat([previous, fused_slot], dim=1)  # [B, K_{i-1} + 1]
-        _check_idx(idx, previous.shape[1], step)
-        real.append(previous.gather(1, idx.long()))  # [B, K_i]
+        _check_idx(idx, previous.shape[1], step, batch=previous.shape[0])
+        # Indices of later blocks may sit on another device; the result follows the first block's.
+        real.append(previous.gather(1, idx.to(previous.device).long()))  # [B, K_i]
     return real
 
 
@@ -78,13 +94,15 @@ def patch_owner(idxs: Sequence[torch.Tensor], fuse: bool, num_patches: int) -> l
     """
     if not idxs:
         return []
+    _check_idx(idxs[0], num_patches, 0)
     batch = idxs[0].shape[0]
     device = idxs[0].device
     owner = torch.arange(num_patches, device=device).expand(batch, num_patches)  # [B, P]
     width = num_patches
     owners = []
     for step, idx in enumerate(idxs):
-        _check_idx(idx, width, step)
+        _check_idx(idx, width, step, batch=batch)
+        idx = idx.to(device)
         kept = idx.shape[1]
         # new_position[b, j]: where input token j goes; kept tokens keep their rank in idx.
         fill = kept if fuse else DROPPED

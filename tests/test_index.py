@@ -318,3 +318,58 @@ def test_real_model_keeps_fused_token(identity_vit):
     real = get_real_idx([r.kept_idx for r in output.records], fuse=True, num_patches=196)
     assert (real[1] == FUSED).any(dim=1).all()
     check_against_model(output, embedded, pruned, final, True)
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int16, torch.uint8, torch.int64])
+def test_get_real_idx_any_integer_dtype(dtype):
+    idxs = [torch.tensor([[3, 1, 2]], dtype=dtype), torch.tensor([[0, 3]], dtype=dtype)]
+    real = get_real_idx(idxs, fuse=True, num_patches=196)
+    assert [r.dtype for r in real] == [torch.int64, torch.int64]
+    assert real[0].tolist() == [[3, 1, 2]]
+    assert real[1].tolist() == [[3, FUSED]]
+    owners = patch_owner(idxs, fuse=True, num_patches=4)
+    # Patch 0 was not kept, so it lives in the fused token at position K = 3.
+    assert owners[0].tolist() == [[3, 1, 2, 0]]
+
+
+def test_get_real_idx_empty_rows():
+    # B = 0 and K = 0 both pass through, with and without num_patches.
+    for idxs in ([torch.zeros(0, 5, dtype=torch.long), torch.zeros(0, 3, dtype=torch.long)], [torch.zeros(2, 0, dtype=torch.long)]):
+        for num_patches in (None, 196):
+            real = get_real_idx(idxs, fuse=True, num_patches=num_patches)
+            assert [tuple(r.shape) for r in real] == [tuple(i.shape) for i in idxs]
+    owners = patch_owner([torch.zeros(0, 5, dtype=torch.long)], fuse=True, num_patches=196)
+    assert owners[0].shape == (0, 196)
+
+
+def test_index_not_tensor_rejected(lang):
+    lang("en")
+    for function in (
+        lambda idxs: get_real_idx(idxs, fuse=True, num_patches=196),
+        lambda idxs: patch_owner(idxs, fuse=True, num_patches=196),
+    ):
+        with pytest.raises(Lab6Error) as caught:
+            function([[3, 1]])
+        assert caught.value.key == "index.not_tensor"
+        assert caught.value.values == {"step": 1, "kind": "list"}
+        assert "list" in str(caught.value)
+
+
+def test_index_batch_mismatch_rejected(lang):
+    lang("en")
+    idxs = [torch.tensor([[3, 1]]), torch.tensor([[0], [1]])]
+    with pytest.raises(Lab6Error) as caught:
+        get_real_idx(idxs, fuse=True, num_patches=196)
+    assert caught.value.key == "index.batch_mismatch"
+    assert caught.value.values == {"step": 2, "got": 2, "batch": 1}
+    with pytest.raises(Lab6Error) as caught:
+        patch_owner(idxs, fuse=True, num_patches=196)
+    assert caught.value.key == "index.batch_mismatch"
+
+
+def test_index_bool_and_float_rejected():
+    for bad in (torch.tensor([[True, False]]), torch.tensor([[1.0, 2.0]])):
+        with pytest.raises(Lab6Error) as caught:
+            get_real_idx([bad], fuse=True, num_patches=196)
+        assert caught.value.key == "index.bad_shape"
+        assert caught.value.values["dtype"] == str(bad.dtype)

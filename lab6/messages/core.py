@@ -14,7 +14,9 @@ ZH_TW = {
     "model.unsupported_pool": "模型 {name} 使用 global_pool={pool!r}；EViT 需要以 CLS token 做分類（global_pool='token'）。",
     "index.bad_shape": "第 {step} 個剪枝 block 的索引形狀是 {shape}、型別 {dtype}；需要 [B, K] 的整數 tensor。",
     "index.out_of_range": "第 {step} 個剪枝 block 的索引範圍是 {low} 到 {high}，但它只能指向 0 到 {width} - 1 的 token。請確認索引是相對於上一個 block 的輸出。",
-    "model.prefix_tokens": "模型 {name} 有 {count} 個 prefix token（例如 register token）；lab6 只支援恰好一個 CLS token 的模型。",
+    "model.prefix_tokens": "模型 {name} 有 {count} 個 prefix token（例如 distillation token 或 register token）；lab6 只支援恰好一個 CLS token 的模型。",
+    "index.not_tensor": "第 {step} 個剪枝 block 的索引是 {kind}，不是 tensor。請傳入 [B, K] 的整數 tensor，例如 PruneRecord.kept_idx。",
+    "index.batch_mismatch": "第 {step} 個剪枝 block 的索引有 {got} 筆樣本，但前面的 block 有 {batch} 筆。每個剪枝 block 的索引都必須來自同一個 batch。",
 }
 
 EN = {
@@ -31,5 +33,7 @@ EN = {
     "model.unsupported_pool": "Model {name} uses global_pool={pool!r}; EViT needs the CLS token for classification (global_pool='token').",
     "index.bad_shape": "The indices of pruning block {step} have shape {shape} and dtype {dtype}; expected an integer tensor of shape [B, K].",
     "index.out_of_range": "The indices of pruning block {step} range from {low} to {high}, but they can only point to tokens 0 to {width} - 1. Check that they are relative to the previous block's output.",
-    "model.prefix_tokens": "Model {name} has {count} prefix tokens (register tokens, for example); lab6 supports only models with exactly one CLS token.",
+    "model.prefix_tokens": "Model {name} has {count} prefix tokens (a distillation token or register tokens, for example); lab6 supports only models with exactly one CLS token.",
+    "index.not_tensor": "The indices of pruning block {step} are a {kind}, not a tensor. Pass an integer tensor of shape [B, K], such as PruneRecord.kept_idx.",
+    "index.batch_mismatch": "The indices of pruning block {step} have {got} samples, but the earlier blocks have {batch}. The indices of every pruning block must come from the same batch.",
 }
