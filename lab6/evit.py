@@ -128,7 +128,7 @@ class EViTAttention(Attention):
             cls_logits = (q[:, :, :1].float() * self.scale) @ k.float().transpose(-2, -1)  # [B, H, 1, N]
             cls_attn = cls_logits.softmax(dim=-1).mean(dim=1)[:, 0, 1:]  # [B, N-1]
 
-        out = out.transpose(1, 2).reshape(batch, tokens, -1)  # [B, N, H*D]
+        out = out.transpose(1, 2).reshape(batch, tokens, self.num_heads * self.head_dim)  # [B, N, H*D]
         out = self.norm(out)
         if gate is not None:
             out = out * gate
@@ -193,7 +193,12 @@ class EViTMixin:
     """
 
     def forward_evit_features(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[PruneRecord, ...], tuple[int, ...]]:
-        """Embed images x [B, 3, H, W] and run every block; return normed tokens, records and counts."""
+        """Embed images x [B, 3, H, W] and run every block; return normed tokens, records and counts.
+
+        Raises:
+            ModelError: ``x`` is not a tensor of the shape, dtype and device the model expects.
+        """
+        _check_input(self, x)
         x = self.patch_embed(x)
         x = self._pos_embed(x)
         x = self.patch_drop(x)
@@ -224,6 +229,29 @@ class EViTMixin:
         return EViTOutput(logits=self.forward_head(features), records=records, token_counts=counts)
 
 
+def _check_input(model: VisionTransformer, x: object) -> None:
+    """Raise :class:`ModelError` for input that timm would reject with an error from deep inside torch."""
+    name = _model_name(model)
+    if not isinstance(x, torch.Tensor):
+        raise ModelError("model.input_not_tensor", name=name, kind=type(x).__name__)
+    weight = model.patch_embed.proj.weight
+    channels = weight.shape[1]
+    dynamic = getattr(model.patch_embed, "dynamic_img_size", False) or model.patch_embed.img_size is None
+    height, width = (None, None) if dynamic else model.patch_embed.img_size
+    size_ok = dynamic or tuple(x.shape[-2:]) == (height, width)
+    if x.dim() != 4 or x.shape[1] != channels or not size_ok:
+        raise ModelError(
+            "model.input_shape", name=name, shape=tuple(x.shape), channels=channels,
+            height=height or "H", width=width or "W",
+        )
+    if not x.is_floating_point():
+        raise ModelError("model.input_not_float", name=name, dtype=str(x.dtype))
+    if x.dtype != weight.dtype and not torch.is_autocast_enabled(x.device.type):
+        raise ModelError("model.input_dtype", name=name, dtype=str(x.dtype), model_dtype=str(weight.dtype))
+    if x.device != weight.device and weight.device.type != "meta":
+        raise ModelError("model.input_device", name=name, device=str(x.device), model_device=str(weight.device))
+
+
 def _with_block(record: PruneRecord, index: int) -> PruneRecord:
     return PruneRecord(**{**record.__dict__, "block": index})
 
@@ -246,7 +274,9 @@ def _model_name(model: torch.nn.Module) -> str:
 
 def _check_supported(model: torch.nn.Module) -> None:
     name = _model_name(model)
-    if not isinstance(model, VisionTransformer) or getattr(model, "cls_token", None) is None:
+    if not isinstance(model, VisionTransformer):
+        raise ModelError("model.not_vit", name=name, kind=type(model).__name__)
+    if getattr(model, "cls_token", None) is None:
         raise ModelError("model.no_cls", name=name)
     if model.num_prefix_tokens != 1:
         raise ModelError("model.prefix_tokens", name=name, count=model.num_prefix_tokens)

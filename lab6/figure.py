@@ -56,9 +56,23 @@ def _check_sample(output: EViTOutput, sample: int) -> None:
         raise Lab6Error("figure.bad_sample", sample=sample, batch=batch)
 
 
+def _check_fuse(output: EViTOutput, fuse: bool) -> None:
+    # A wrong flag would read the records' indices against the wrong token layout: an
+    # index error with fuse=False, or dropped patches drawn as fused with fuse=True.
+    made_with = {record.fuse for record in output.records}
+    if made_with and made_with != {bool(fuse)}:
+        raise Lab6Error("figure.fuse_mismatch", fuse=bool(fuse), made_with=made_with.pop())
+
+
 def pruning_masks(output: EViTOutput, fuse: bool, sample: int = 0, num_patches: int = 196) -> list[PanelMasks]:
-    """Return the kept and fused patch masks after every pruning block, for image ``sample``."""
+    """Return the kept and fused patch masks after every pruning block, for image ``sample``.
+
+    Raises:
+        Lab6Error: ``sample`` is outside the batch, or ``fuse`` differs from the setting
+            the model ran with.
+    """
     _check_sample(output, sample)
+    _check_fuse(output, fuse)
     idxs = [idx[sample : sample + 1].cpu() for idx in output.kept_idx]  # each [1, K_i]
     real = get_real_idx(idxs, fuse, num_patches)
     owners = patch_owner(idxs, fuse, num_patches) if fuse else [None] * len(idxs)
@@ -170,6 +184,12 @@ def plot_pruning(
         The figure; text in it is ASCII.
     """
     grid_patches = (view.shape[0] // patch_size) * (view.shape[1] // patch_size)
+    if output.records and output.records[0].tokens_in - 1 != grid_patches:
+        # The first pruning block receives every patch, because no fused token exists before it.
+        raise Lab6Error(
+            "figure.view_mismatch", shape=tuple(view.shape), patch_size=patch_size,
+            grid=grid_patches, patches=output.records[0].tokens_in - 1,
+        )
     panels = pruning_masks(output, fuse, sample, grid_patches)
     show_counterfactual = counterfactual and len(panels) >= 2
 

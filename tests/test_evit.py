@@ -461,7 +461,7 @@ UNSUPPORTED = [
     (lambda: tiny_vit(class_token=False, global_pool="avg"), "model.no_cls", {}),
     (lambda: tiny_vit(global_pool="avg"), "model.unsupported_pool", {"pool": "avg"}),
     (lambda: tiny_vit(reg_tokens=4), "model.prefix_tokens", {"count": 5}),
-    (lambda: torch.nn.Linear(3, 3), "model.no_cls", {}),
+    (lambda: torch.nn.Linear(3, 3), "model.not_vit", {"kind": "Linear"}),
     (with_custom_block, "model.unsupported_block", {"index": 2, "kind": "CustomBlock"}),
     (with_custom_attention, "model.unsupported_block", {"index": 3, "kind": "CustomAttention"}),
 ]
@@ -480,3 +480,51 @@ def test_unsupported_model_rejected(lang, language, build, key, values):
         assert caught.value.values[name] == value, name
     assert str(caught.value) == MESSAGES[language][key].format(**caught.value.values)
     assert type(model) is original_class  # nothing was swapped before the check failed
+
+
+# Input checks and edge batches
+
+
+def test_empty_batch_runs(small_vit):
+    apply_evit(small_vit)
+    with torch.no_grad():
+        output = small_vit.forward_evit(images(0))
+    assert output.logits.shape == (0, 10)
+    assert output.token_counts == tuple(token_counts(LAB_SCHEDULE))
+    assert [tuple(r.kept_idx.shape) for r in output.records] == [(0, 138), (0, 98), (0, 70)]
+
+
+BAD_INPUTS = [
+    (lambda: images(1)[0], "model.input_shape", {"shape": (3, 224, 224), "channels": 3, "height": 224, "width": 224}),
+    (lambda: torch.randn(1, 1, 224, 224), "model.input_shape", {"shape": (1, 1, 224, 224)}),
+    (lambda: images(1, size=256), "model.input_shape", {"shape": (1, 3, 256, 256)}),
+    (lambda: torch.zeros(1, 3, 224, 224, dtype=torch.uint8), "model.input_not_float", {"dtype": "torch.uint8"}),
+    (lambda: images(1).double(), "model.input_dtype", {"dtype": "torch.float64", "model_dtype": "torch.float32"}),
+    (lambda: [images(1)[0]], "model.input_not_tensor", {"kind": "list"}),
+]
+
+
+@pytest.mark.parametrize("language", ["en", "zh-TW"])
+@pytest.mark.parametrize(("make_input", "key", "values"), BAD_INPUTS)
+def test_bad_input_rejected(small_vit, lang, language, make_input, key, values):
+    lang(language)
+    apply_evit(small_vit)
+    for run in (small_vit.forward_evit, small_vit):
+        with pytest.raises(ModelError) as caught:
+            run(make_input())
+        assert caught.value.key == key
+        for name, value in values.items():
+            assert caught.value.values[name] == value, name
+        assert str(caught.value) == MESSAGES[language][key].format(**caught.value.values)
+
+
+def test_half_model_runs_on_cpu(small_vit):
+    apply_evit(small_vit.half())
+    with torch.no_grad():
+        output = small_vit.forward_evit(images(1).half())
+    assert output.logits.dtype == torch.float16
+    assert output.records[0].cls_attn.dtype == torch.float32
+    assert output.token_counts == tuple(token_counts(LAB_SCHEDULE))
+    with pytest.raises(ModelError) as caught:
+        small_vit.forward_evit(images(1))
+    assert caught.value.key == "model.input_dtype"

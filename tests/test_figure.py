@@ -166,3 +166,26 @@ def test_save_figure_png(outputs, tmp_path):
         pixels = np.asarray(image.convert("RGB"))
     assert pixels.std() > 20  # panels, not a blank canvas
     assert (pixels == 0).all(axis=-1).mean() > 0.02  # the counterfactual's black patches are there
+
+
+def test_fuse_mismatch_rejected(outputs, lang):
+    lang("en")
+    for made_with in (True, False):
+        with pytest.raises(Lab6Error) as caught:
+            plot_pruning(random_view(), outputs[made_with], fuse=not made_with)
+        assert caught.value.key == "figure.fuse_mismatch"
+        assert caught.value.values == {"fuse": not made_with, "made_with": made_with}
+        with pytest.raises(Lab6Error):
+            pruning_masks(outputs[made_with], fuse=not made_with)
+
+
+def test_view_of_other_size_rejected(outputs, lang):
+    lang("en")
+    view = np.zeros((256, 256, 3), dtype=np.uint8)
+    with pytest.raises(Lab6Error) as caught:
+        plot_pruning(view, outputs[True], fuse=True)
+    assert caught.value.key == "figure.view_mismatch"
+    assert caught.value.values["grid"] == 256
+    assert caught.value.values["patches"] == 196
+    with pytest.raises(Lab6Error):
+        plot_pruning(random_view(), outputs[True], fuse=True, patch_size=8)

@@ -43,6 +43,8 @@ ZH_TW = {
     "cli.line_top": "前 {k} 名類別：",
     "cli.line_figure": "圖已儲存：{path}",
     "figure.bad_sample": "要畫的樣本編號 {sample} 超出範圍：這個 batch 只有 {batch} 張圖（編號 0 到 {batch} - 1）。",
+    "figure.view_mismatch": "圖片的形狀是 {shape}，以 patch 大小 {patch_size} 切成 {grid} 個 patch，但模型處理的是 {patches} 個 patch。請傳入模型實際看到的圖片（PreparedImage.view）與模型的 patch 大小。",
+    "figure.fuse_mismatch": "畫圖時指定 fuse={fuse}，但模型執行時的設定是 fuse={made_with}。請傳入與 apply_evit 或 set_keep_rate 相同的 fuse 設定。",
 }
 
 EN = {
@@ -88,4 +90,6 @@ EN = {
     "cli.line_top": "Top-{k} classes:",
     "cli.line_figure": "Figure saved: {path}",
     "figure.bad_sample": "Sample {sample} is out of range: the batch has only {batch} images (numbered 0 to {batch} - 1).",
+    "figure.view_mismatch": "The picture has shape {shape}, which patch size {patch_size} cuts into {grid} patches, but the model saw {patches} patches. Pass the picture the model saw (PreparedImage.view) and the model's patch size.",
+    "figure.fuse_mismatch": "The figure was asked for fuse={fuse}, but the model ran with fuse={made_with}. Pass the same fuse setting as to apply_evit or set_keep_rate.",
 }
