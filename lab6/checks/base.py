@@ -7,15 +7,31 @@ values. The message never contains the expected tensor itself.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+import contextlib
+import contextvars
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
 from lab6.i18n import Lab6Error, tr
+from lab6.references import find_reference_use
 
-__all__ = ["CheckFailed", "call_student", "expect_tensor", "expect_shape", "expect_unchanged", "announce_pass", "fmt"]
+__all__ = [
+    "CheckFailed",
+    "call_student",
+    "expect_tensor",
+    "expect_shape",
+    "expect_unchanged",
+    "announce",
+    "announce_pass",
+    "collect_announcements",
+    "fmt",
+]
 
 _MAX_ERROR_TEXT = 300
+
+# Lines of the checks go here instead of stdout while set: the grader runs checks in threads.
+_announcements: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("lab6_announcements", default=None)
 
 
 class CheckFailed(Lab6Error):
@@ -51,6 +67,9 @@ def call_student(item: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -
     name = getattr(fn, "__name__", repr(fn))
     if not callable(fn):
         raise CheckFailed(item, "checks.not_callable", kind=type(fn).__name__)
+    reference = find_reference_use(fn)
+    if reference is not None:
+        raise CheckFailed(item, "isolation.reference_call", name=reference.rsplit(".", 1)[-1], dotted=reference)
     try:
         return fn(*args, **kwargs)
     except NotImplementedError:
@@ -87,6 +106,26 @@ def expect_unchanged(item: str, before: torch.Tensor, after: torch.Tensor, argum
         raise CheckFailed(item, "checks.mutated", argument=argument)
 
 
+def announce(line: str) -> None:
+    """Print one line of a check, or add it to the list of :func:`collect_announcements` in force."""
+    lines = _announcements.get()
+    if lines is None:
+        print(line)
+    else:
+        lines.append(line)
+
+
 def announce_pass(item: str) -> None:
     """Print the public check's pass line; it never mentions points or a grade."""
-    print(tr("checks.passed", item=item))
+    announce(tr("checks.passed", item=item))
+
+
+@contextlib.contextmanager
+def collect_announcements() -> Iterator[list[str]]:
+    """Collect the checks' lines in a list instead of printing them, in this thread only."""
+    lines: list[str] = []
+    token = _announcements.set(lines)
+    try:
+        yield lines
+    finally:
+        _announcements.reset(token)

@@ -28,7 +28,7 @@ from typing import Callable
 
 import torch
 
-from lab6.checks.base import CheckFailed
+from lab6.checks.base import CheckFailed, announce
 from lab6.checks.counting import verify_token_counts
 from lab6.checks.embedding import verify_add_cls_pos, verify_patch_embed, verify_patchify
 from lab6.checks.selection import small_attention, verify_cls_attention, verify_fuse, verify_num_keep, verify_topk_select
@@ -192,4 +192,4 @@ def run_hidden(item: str, fn: Callable) -> None:
         if failure.item != f"{exercise}.hidden":  # a private check that reused a public item id
             raise CheckFailed(f"{exercise}.hidden", failure.key, **failure.values) from None
         raise
-    print(tr("checks.hidden_passed", item=f"{exercise}.hidden"))
+    announce(tr("checks.hidden_passed", item=f"{exercise}.hidden"))
