@@ -21,6 +21,7 @@ from lab6.grade.rebuild import SubmissionError, identify_notebook, read_submissi
 from lab6.grade.report import collect_students, safe_name, write_csv, write_feedback, write_written_pages
 from lab6.grade.run import Limits, run_notebook
 from lab6.grade.score import SubmissionResult, failed_submission, score_run
+from lab6.grade.trusted import TrustedChecker
 from lab6.grade.workbook import GradedItem, Workbook
 from lab6.i18n import tr
 
@@ -129,8 +130,13 @@ def grade_file(
         if rebuilt_dir is not None:
             rebuilt_dir.mkdir(parents=True, exist_ok=True)
             nbformat.write(rebuilt.notebook, str(rebuilt_dir / f"{safe_name(submission.student)}_{submission.notebook}.ipynb"))
-        run = run_notebook(rebuilt.notebook, limits, env)
-        return score_run(submission.student, file, rebuilt, run, items, limits)
+        # The worker imports torch while the kernel runs; it gets the answers only afterwards.
+        with TrustedChecker(limits, env, start=any(item.function for item in items)) as checker:
+            run = run_notebook(rebuilt.notebook, limits, env)
+            trusted = checker.recheck(rebuilt.notebook, items)
+        result = score_run(submission.student, file, rebuilt, run, items, limits, trusted)
+        result.seconds += checker.seconds
+        return result
     except Exception as exc:  # a grader bug must not stop the batch, so the row reports it
         log.exception("grading %s failed", file)
         return failed_submission(

@@ -34,7 +34,9 @@ def run_grade(args: argparse.Namespace) -> int:
         cpu_seconds=int(args.cpu_limit or args.timeout_submission),
         memory_mb=args.memory_limit,
     )
-    env = {"LAB6_HIDDEN_CHECKS": str(Path(args.hidden_checks).resolve())} if args.hidden_checks else None
+    if args.hidden_checks:
+        # Read by lab6.checks.hidden in this process, where the hidden checks run; never passed to student code.
+        os.environ["LAB6_HIDDEN_CHECKS"] = str(Path(args.hidden_checks).resolve())
 
     def progress(done: int, count: int, result) -> None:  # noqa: ANN001 - a SubmissionResult
         max_points = sum(item.item.points for item in result.items if item.item.kind != "report")
@@ -60,7 +62,6 @@ def run_grade(args: argparse.Namespace) -> int:
         written_dir=args.written,
         jobs=args.jobs,
         limits=limits,
-        env=env,
         progress=progress,
         rebuilt_dir=args.keep_rebuilt,
     )

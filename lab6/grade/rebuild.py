@@ -16,7 +16,7 @@ from typing import Any
 import nbformat
 from nbformat import NotebookNode
 
-from lab6.grade.workbook import Workbook, cell_roles, hidden_tag
+from lab6.grade.workbook import Workbook, cell_roles
 
 __all__ = ["SubmissionError", "Rebuilt", "read_submission", "identify_notebook", "rebuild", "GRADING_INTERNALS"]
 
@@ -172,22 +172,11 @@ def _stub_for(exercise: str, workbook: Workbook, name: str) -> str:
     return f'raise NotImplementedError("answer cell {exercise} is missing")\n'
 
 
-def _hidden_cell(exercise: str, function: str | None) -> NotebookNode:
-    source = (
-        "from lab6.grade.hidden_runner import run_hidden_checks\n"
-        f"run_hidden_checks({exercise!r}, {function!r}, globals())\n"
-    )
-    cell = nbformat.v4.new_code_cell(source)
-    cell.id = f"lab6-hidden-{re.sub(r'[^A-Za-z0-9-]', '-', exercise)}"
-    cell.metadata = {"tags": [hidden_tag(exercise)]}
-    return cell
-
-
-def rebuild(submission: NotebookNode, name: str, workbook: Workbook, hidden: bool = True) -> Rebuilt:
+def rebuild(submission: NotebookNode, name: str, workbook: Workbook) -> Rebuilt:
     """Place the submission's answers into a fresh copy of reference notebook ``name``.
 
-    Each hidden item of the notebook gets an injected cell right after its exercise's check
-    cell (or its answer cell when there is no check cell), when ``hidden`` is set.
+    No hidden checks go into the notebook: the grader runs them in its own process
+    (:mod:`lab6.grade.trusted`), so their code never enters the student's kernel.
     """
     reference = workbook.reference(name)
     by_id, by_tag = _student_cells(submission)
@@ -199,9 +188,7 @@ def rebuild(submission: NotebookNode, name: str, workbook: Workbook, hidden: boo
     if version != reference.get("metadata", {}).get("lab6", {}).get("workbook_version"):
         result.workbook_version = version if version is not None else "?"
 
-    hidden_items = {item.exercise: item for item in workbook.items_for(name) if item.kind == "hidden"}
     cells: list[NotebookNode] = []
-    last_cell_of: dict[str, int] = {}
     for cell in reference.cells:
         roles = cell_roles(cell)
         for role, exercise in roles:
@@ -221,19 +208,11 @@ def rebuild(submission: NotebookNode, name: str, workbook: Workbook, hidden: boo
             elif role == "report":
                 found, _ = _find(cell, role, exercise, by_id, by_tag)
                 result.report_answers[exercise] = _source(found) if found is not None else ""
-            if role in ("answer", "check"):
-                last_cell_of[exercise] = len(cells)
         if cell.cell_type == "code" and cell.get("outputs") and cell.get("execution_count") is None:
             # nbval fails a cell whose stored outputs lack an execution count ("Unrun reference
             # cell has outputs"); a generated student notebook may store them that way.
             cell.execution_count = 1
         cells.append(cell)
-
-    if hidden:
-        for exercise, position in sorted(last_cell_of.items(), key=lambda pair: -pair[1]):
-            item = hidden_items.get(exercise)
-            if item is not None:
-                cells.insert(position + 1, _hidden_cell(exercise, item.function))
 
     reference.cells = cells
     reference.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

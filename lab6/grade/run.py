@@ -56,6 +56,10 @@ class Limits:
     """CPU seconds each process (pytest, the kernel, anything the student starts) may use."""
     memory_mb: int = 6144
     """Virtual memory per process in MiB. Importing torch alone maps about 3.7 GiB."""
+    call_seconds: float = 30.0
+    """Wall-clock seconds for one call of a student's function in the trusted checks' worker."""
+    load_seconds: float = 60.0
+    """Wall-clock seconds for the worker to run the answer cells' imports and definitions."""
 
 
 @dataclass
@@ -79,7 +83,9 @@ def _limit_resources(limits: Limits) -> None:
 
 
 def _kernel_environment(extra: dict[str, str] | None) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("LAB6_GRADE", "PYTEST_"))}
+    # The hidden checks run in the grader only, so the kernel does not learn their file's path.
+    hidden = ("LAB6_GRADE", "PYTEST_", "LAB6_HIDDEN_CHECKS")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(hidden)}
     env.update(
         {
             "OMP_NUM_THREADS": "1",
@@ -96,7 +102,7 @@ def _kernel_environment(extra: dict[str, str] | None) -> dict[str, str]:
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])),
         }
     )
-    env.update(extra or {})
+    env.update({key: value for key, value in (extra or {}).items() if key != "LAB6_HIDDEN_CHECKS"})
     return env
 
 

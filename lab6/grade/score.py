@@ -1,8 +1,9 @@
-"""Turn nbval's per-cell outcomes into each graded item's points and the reason it lost them.
+"""Combine nbval's per-cell outcomes and the trusted re-checks into each item's points and reason.
 
-A public item passes when its answer cell and its check cell both run without error (and
-the check cell's output matches the reference where nbval compares it). A hidden item passes
-when its injected hidden-check cell runs without error. Report items get no points here.
+A public item passes when its answer cell and its check cell both run without error in the
+kernel (and the check cell's output matches the reference where nbval compares it) *and*
+the grader's own run of the same public check passes (:mod:`lab6.grade.trusted`). A hidden
+item's points come from the trusted hidden check alone. Report items get no points here.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from lab6.grade.rebuild import Rebuilt
 from lab6.grade.run import Limits, RunResult
+from lab6.grade.trusted import TrustedOutcome
 from lab6.grade.workbook import GradedItem, cell_roles
 from lab6.i18n import tr
 
@@ -100,16 +102,14 @@ def _answer_reason(record: dict[str, Any] | None, run: RunResult, limits: Limits
     return _generic_reason(record, limits)
 
 
-def _check_reason(record: dict[str, Any] | None, run: RunResult, limits: Limits, hidden: bool) -> str | None:
-    """Return why a check cell (public or injected hidden) failed, or None when it passed."""
+def _check_reason(record: dict[str, Any] | None, run: RunResult, limits: Limits) -> str | None:
+    """Return why a check cell failed, or None when it passed."""
     if record is None:
         return _missing_record(run, limits)
     if record["status"] == "passed":
         return None
     if record["status"] == "error":
         ename, evalue = record.get("ename", ""), record.get("evalue", "")
-        if hidden and ename == "HiddenCheckFailed":
-            return tr("grade.reason.hidden_failed", message=evalue)
         if ename == "CheckFailed":
             return evalue  # the check's own message, which already states that the check failed
         missing_name = _NAME_ERROR.search(evalue) if ename == "NameError" else None
@@ -122,9 +122,21 @@ def _check_reason(record: dict[str, Any] | None, run: RunResult, limits: Limits,
 
 
 def score_run(
-    student: str, file: str, rebuilt: Rebuilt, run: RunResult, items: list[GradedItem], limits: Limits
+    student: str,
+    file: str,
+    rebuilt: Rebuilt,
+    run: RunResult,
+    items: list[GradedItem],
+    limits: Limits,
+    trusted: dict[str, TrustedOutcome] | None,
 ) -> SubmissionResult:
-    """Score one executed submission against the items of its notebook."""
+    """Score one executed submission against the items of its notebook.
+
+    ``trusted`` contains the re-checks' outcome per public and hidden item id; an item
+    without one scores 0, so a re-check that did not run never gives points. None scores
+    the kernel's run alone, as the students' own check does: public items by their cells,
+    hidden items not at all.
+    """
     by_role: dict[tuple[str, str], dict[str, Any]] = {}
     result = SubmissionResult(student=student, file=file, notebook=rebuilt.name, seconds=run.seconds)
     cell_notes = 0
@@ -142,16 +154,25 @@ def score_run(
             result.items.append(ItemResult(item=item, passed=False, points=0))
             continue
         exercise = item.exercise
+        outcome = trusted.get(item.id) if trusted is not None else None
+        message = ""
         if exercise in rebuilt.missing:
             reason: str | None = tr("grade.reason.answer_missing", exercise=exercise)
-        else:
+        elif item.kind == "public":
             reason = _answer_reason(by_role.get(("answer", exercise)), run, limits)
-        message = ""
-        role = ("hidden", exercise) if item.kind == "hidden" else ("check", exercise)
-        if reason is None and not (item.kind == "public" and _has_no_check(rebuilt, exercise)):
-            record = by_role.get(role)
-            reason = _check_reason(record, run, limits, hidden=item.kind == "hidden")
-            message = (record or {}).get("stdout", "").strip()
+            if reason is None and not _has_no_check(rebuilt, exercise):
+                record = by_role.get(("check", exercise))
+                reason = _check_reason(record, run, limits)
+                message = (record or {}).get("stdout", "").strip()
+            if reason is None and trusted is not None:
+                reason = _trusted_reason(outcome)
+        else:
+            reason = _trusted_reason(outcome)
+            if reason is None:
+                message = outcome.message if outcome is not None else ""
+            elif outcome is not None and outcome.function_missing:
+                # The worker has no function because the answer cell failed; the kernel says why.
+                reason = _answer_reason(by_role.get(("answer", exercise)), run, limits) or reason
         passed = reason is None
         result.items.append(
             ItemResult(item=item, passed=passed, points=item.points if passed else 0, reason=reason or "", message=message)
@@ -169,6 +190,12 @@ def score_run(
         result.notes.append(tr("grade.note.submission_timeout", seconds=f"{limits.submission_seconds:g}"))
     result.report_answers = dict(rebuilt.report_answers)
     return result
+
+
+def _trusted_reason(outcome: TrustedOutcome | None) -> str | None:
+    if outcome is None:
+        return tr("grade.reason.not_graded")
+    return None if outcome.passed else outcome.reason
 
 
 def _has_no_check(rebuilt: Rebuilt, exercise: str) -> bool:

@@ -82,7 +82,7 @@ def check_notebook(path: Path, cell_seconds: float = 120.0, workbook: Workbook |
         return 1
     print(tr("check.header", file=path, notebook=name))
 
-    rebuilt = rebuild(submission, name, workbook, hidden=False)
+    rebuilt = rebuild(submission, name, workbook)
     reference = workbook.reference(name)
     items = [item for item in workbook.items_for(name) if item.kind == "public"]
     problems: list[str] = []
@@ -100,7 +100,7 @@ def check_notebook(path: Path, cell_seconds: float = 120.0, workbook: Workbook |
 
     limits = Limits(cell_seconds=cell_seconds, submission_seconds=max(600.0, cell_seconds * 5), cpu_seconds=3600)
     run = run_notebook(rebuilt.notebook, limits)
-    result = score_run("-", str(path), rebuilt, run, items, limits)
+    result = score_run("-", str(path), rebuilt, run, items, limits, trusted=None)
     lines = []
     for item_result in result.items:
         if item_result.item.exercise in rebuilt.missing:

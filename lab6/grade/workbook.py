@@ -24,13 +24,12 @@ __all__ = [
     "answer_tag",
     "check_tag",
     "report_tag",
-    "hidden_tag",
     "load_workbook",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-_TAG = re.compile(r"^lab6:(answer|check|report|hidden):(.+)$")
+_TAG = re.compile(r"^lab6:(answer|check|report):(.+)$")
 
 
 def answer_tag(exercise: str) -> str:
@@ -43,10 +42,6 @@ def check_tag(exercise: str) -> str:
 
 def report_tag(question: str) -> str:
     return f"lab6:report:{question}"
-
-
-def hidden_tag(exercise: str) -> str:
-    return f"lab6:hidden:{exercise}"
 
 
 def cell_roles(cell: dict[str, Any]) -> list[tuple[str, str]]:
@@ -66,7 +61,7 @@ class GradedItem:
 
     id: str
     kind: str
-    """``"public"`` (answer and check cells), ``"hidden"`` (injected hidden checks) or ``"report"``."""
+    """``"public"`` (answer and check cells), ``"hidden"`` (checks run only by the grader) or ``"report"``."""
     points: float
     notebook: str
     exercise: str
