@@ -39,6 +39,18 @@ def workbook(tmp_path_factory: pytest.TempPathFactory) -> Workbook:
 FLOOR = "import math\n\ndef num_keep(keep_rate, num_tokens):\n    return math.floor(keep_rate * (num_tokens - 1))\n"
 FLOAT_CEIL = "import math\n\ndef num_keep(keep_rate, num_tokens):\n    return math.ceil(keep_rate * (num_tokens - 1))\n"
 RENAMED = FLOAT_CEIL.replace("def num_keep", "def keep_count")
+REFERENCE_CALL = "from lab6.schedule import num_kept as k\n\ndef num_keep(keep_rate, num_tokens):\n    return k(keep_rate, num_tokens)\n"
+
+
+def _patched_checks() -> str:
+    """Return an answer cell that makes the kernel's check pass whatever num_keep returns."""
+    passed = tr("checks.passed", item="num_keep")
+    return (
+        "import lab6.checks\nimport lab6.checks.base\nimport lab6.checks.selection\n\n"
+        f"def _accept(fn):\n    print({passed!r})\n\n"
+        "lab6.checks.check_num_keep = _accept\nlab6.checks.selection.check_num_keep = _accept\n"
+        "lab6.checks.CheckFailed = lab6.checks.base.CheckFailed = KeyboardInterrupt\n\n" + FLOOR
+    )
 
 
 def _floor(keep_rate: float, num_tokens: int) -> int:
@@ -102,6 +114,8 @@ def _write_class(workbook: Workbook, folder: Path) -> None:
         "floor": _variant(workbook, FLOOR),
         "floatceil": _variant(workbook, FLOAT_CEIL),
         "tampered": _variant(workbook, FLOOR, _tamper),
+        "patched": _variant(workbook, _patched_checks()),
+        "refcall": _variant(workbook, REFERENCE_CALL),
         "loop": _variant(workbook, "while True:\n    pass\n"),
         "exit": _variant(workbook, "import os\n\nos._exit(3)\n"),
         "segfault": _variant(workbook, "import ctypes\n\nctypes.string_at(0)\n"),
@@ -148,7 +162,7 @@ def _assert_row(row: dict, public: int, hidden: int, reasons: list[str]) -> None
 def test_class_has_one_row_per_file(graded_class: dict) -> None:
     rows = graded_class["rows"]
     expected = {
-        "perfect", "untouched", "floor", "floatceil", "tampered", "loop", "exit", "segfault", "memory",
+        "perfect", "untouched", "floor", "floatceil", "tampered", "patched", "refcall", "loop", "exit", "segfault", "memory",
         "renamed", "noimport", "oldversion", "deleted", "truncated", "binary", "listjson",
     }
     assert set(rows) == expected
@@ -187,6 +201,21 @@ def test_hidden_check_catches_public_pass(graded_class: dict) -> None:
 def test_tampered_checks_and_outputs_change_nothing(graded_class: dict) -> None:
     assert graded_class["rows"]["tampered"]["num_keep"] == "0"
     assert _reasons(graded_class["rows"]["tampered"]) == _reasons(graded_class["rows"]["floor"])
+
+
+@pytest.mark.slow
+def test_patched_checks_pass_kernel_but_score_nothing(graded_class: dict) -> None:
+    row = graded_class["rows"]["patched"]
+    _assert_row(row, 0, 0, _reasons(graded_class["rows"]["floor"]))
+    assert row["notes"] == tr("grade.note.internals", words="CheckFailed, lab6.checks")
+
+
+@pytest.mark.slow
+def test_reference_call_scores_nothing(graded_class: dict) -> None:
+    dotted = "lab6.schedule.num_kept"
+    public = str(CheckFailed("num_keep", "isolation.reference_call", name="num_kept", dotted=dotted))
+    hidden = tr("grade.reason.hidden_failed", message=tr("isolation.reference_call", name="num_kept", dotted=dotted))
+    _assert_row(graded_class["rows"]["refcall"], 0, 0, [f"num_keep: {public}", f"num_keep.hidden: {hidden}"])
 
 
 @pytest.mark.slow
@@ -312,10 +341,11 @@ def test_rebuild_ignores_edited_check_cells(workbook: Workbook) -> None:
             assert cell.execution_count is None
 
 
-def test_rebuild_injects_hidden_cell_after_check(workbook: Workbook) -> None:
+def test_rebuild_adds_no_hidden_cells(workbook: Workbook) -> None:
     rebuilt = rebuild(workbook.reference(SOURCE), SOURCE, workbook)
     roles = [cell_roles(cell) for cell in rebuilt.notebook.cells if cell_roles(cell)]
-    assert roles[:3] == [[("answer", "num_keep")], [("check", "num_keep")], [("hidden", "num_keep")]]
+    assert roles == [[("answer", "num_keep")], [("check", "num_keep")], [("report", "q1")]]
+    assert all("hidden" not in cell.source for cell in rebuilt.notebook.cells if cell.cell_type == "code")
     assert rebuilt.notebook.metadata["kernelspec"]["name"] == "python3"
 
 
