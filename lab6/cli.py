@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -64,14 +65,26 @@ def add_command(subparsers, name: str, run: Callable[[argparse.Namespace], int],
     return parser
 
 
-def _check_out_path(text: str) -> Path:
+def _check_out_path(text: str, image: Optional[str] = None) -> Path:
+    """Check ``--out`` before any work starts, so a bad path costs no model run and loses no file."""
+    if not text.strip():
+        raise Lab6Error("cli.out_empty")
     path = Path(text).expanduser()
-    if path.suffix.lower() != ".png":
+    if not path.name.lower().endswith(".png") or len(path.name) == len(".png"):
         raise Lab6Error("cli.out_not_png", path=path)
-    if path.is_dir():
-        raise Lab6Error("cli.out_is_directory", path=path)
-    if not path.parent.resolve().is_dir():
-        raise Lab6Error("cli.out_folder_missing", path=path, folder=path.parent)
+    try:
+        if path.is_dir():
+            raise Lab6Error("cli.out_is_directory", path=path)
+        folder = path.parent
+        if not folder.resolve().is_dir():
+            raise Lab6Error("cli.out_folder_missing", path=path, folder=folder)
+        if image is not None and path.exists() and Path(image).expanduser().exists() and path.samefile(Path(image).expanduser()):
+            raise Lab6Error("cli.out_is_input", path=path)
+        # os.access is advisory (root passes it everywhere); save_figure still reports a failed write.
+        if not os.access(folder.resolve(), os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise Lab6Error("cli.out_not_writable", path=path)
+    except OSError as error:  # e.g. a file name longer than the file system allows
+        raise Lab6Error("cli.out_write_failed", path=path, error=error) from None
     return path
 
 
@@ -109,7 +122,7 @@ def run_visualize(args: argparse.Namespace) -> int:
     from lab6.weights import build_architecture, load_model
 
     fuse = not args.no_fuse
-    out_path = _check_out_path(args.out)
+    out_path = _check_out_path(args.out, args.image)
     device = pick_device(args.device)
     image = open_rgb(args.image) if args.image else None
 
@@ -146,10 +159,14 @@ def run_visualize(args: argparse.Namespace) -> int:
         tr("cli.line_schedule", schedule=format_schedule(schedule), fuse=tr("cli.on" if fuse else "cli.off")),
         tr("cli.line_counts", start=int(model.patch_embed.num_patches) + 1),
         *_format_counts(output.token_counts),
-        tr("cli.line_top", k=len(top.indices)),
     ]
-    for rank, (p, index) in enumerate(zip(top.values.tolist(), top.indices.tolist()), start=1):
-        lines.append(f"  {rank}. {info.class_label(index)}  {100 * p:.1f}%")
+    if info.num_classes == 0:
+        # A model built without a classifier head (num_classes=0, as for DINO weights) outputs features.
+        lines.append(tr("cli.line_no_classes", width=output.logits.shape[-1]))
+    else:
+        lines.append(tr("cli.line_top", k=len(top.indices)))
+        for rank, (p, index) in enumerate(zip(top.values.tolist(), top.indices.tolist()), start=1):
+            lines.append(f"  {rank}. {info.class_label(index)}  {100 * p:.1f}%")
     lines.append(tr("cli.line_figure", path=saved))
     print("\n".join(lines))
     return 0

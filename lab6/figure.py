@@ -222,9 +222,21 @@ def plot_pruning(
 def save_figure(fig: Figure, path: Union[str, os.PathLike], dpi: int = 100) -> Path:
     """Write ``fig`` to ``path`` as PNG and return the absolute path.
 
+    The PNG is written to a temporary file in the same folder and then renamed over
+    ``path``, so a failed write (a full disk, say) leaves an existing file at ``path`` intact.
+
     Raises:
-        OSError: the folder is missing or not writable.
+        OSError: the folder is missing or not writable, or the write failed.
     """
     path = Path(path).expanduser().resolve()
-    fig.savefig(path, format="png", dpi=dpi)  # a canvas-less Figure renders PNG through Agg
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    # os.open applies the umask to 0o666, so the figure gets the usual permissions of a new file.
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            fig.savefig(handle, format="png", dpi=dpi)  # a canvas-less Figure renders PNG through Agg
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return path

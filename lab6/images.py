@@ -69,14 +69,17 @@ def open_rgb(path: PathLike) -> Image.Image:
     """Open an image file, apply its EXIF orientation and return it as RGB.
 
     Raises:
-        ImageError: the path is missing or a folder, or the file is not a complete image
-            that Pillow can decode.
+        ImageError: the path is missing, a folder or not readable, or the file is not a
+            complete image that Pillow can decode.
     """
     path = Path(path).expanduser()
-    if not path.exists():
-        raise ImageError("image.missing", path=path)
-    if path.is_dir():
-        raise ImageError("image.is_directory", path=path)
+    try:
+        if not path.exists():
+            raise ImageError("image.missing", path=path)
+        if path.is_dir():
+            raise ImageError("image.is_directory", path=path)
+    except OSError as error:  # e.g. a name longer than the file system allows
+        raise ImageError("image.inaccessible", path=path, error=error) from None
     try:
         with Image.open(path) as image:
             image.load()  # Image.open is lazy; decoding here surfaces truncated files
@@ -86,6 +89,8 @@ def open_rgb(path: PathLike) -> Image.Image:
         raise ImageError("image.not_image", path=path) from None
     except Image.DecompressionBombError as error:
         raise ImageError("image.too_large", path=path, error=error) from None
+    except PermissionError as error:
+        raise ImageError("image.inaccessible", path=path, error=error) from None
     except (OSError, ValueError, SyntaxError) as error:
         # Pillow raises OSError for truncated data and SyntaxError for some malformed headers.
         raise ImageError("image.unreadable", path=path, error=error) from None

@@ -76,7 +76,7 @@ def _parse_string(text: str, depth: int) -> tuple[float, ...]:
     if not compact:
         raise ScheduleError("schedule.empty")
     if any(bracket in compact for bracket in "()[]"):
-        # Nested brackets, such as a Python tuple "(0.7, (4, 7))", are no form this parser reads.
+        # Nested brackets, as in the Python tuple "(0.7, (4, 7))", belong to no accepted string form.
         raise ScheduleError("schedule.bad_string", text=_shown(text), depth=depth)
     if compact.lower() in ("lab", "default"):
         if depth != len(LAB_SCHEDULE):

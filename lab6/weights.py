@@ -27,6 +27,7 @@ import logging
 import os
 import pickle
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,7 +84,12 @@ class WeightsInfo:
     """Label set of the classifier: ``"scenes"``, an ImageNet subset such as ``"imagenet-1k"``, or ``"unknown"``."""
 
     def class_label(self, index: int) -> str:
-        """Return the name of class ``index`` in the user's language, e.g. ``"條紋 (stripes)"``."""
+        """Return the name of class ``index`` in the user's language, e.g. ``"條紋 (stripes)"``.
+
+        An index beyond the known names, as for a model without a classifier head, gets ``"class N"``.
+        """
+        if not 0 <= index < len(self.class_names):
+            return f"class {index}"
         english = self.class_names[index]
         chinese = self.class_names_zh[index]
         if language() == "en" or chinese == english:
@@ -154,12 +160,23 @@ def find_cached_weights(name: str) -> Optional[Path]:
 
 def _check_model_name(name: str) -> None:
     import timm
+    from timm.models import split_model_name_tag
 
+    architecture, tag = split_model_name_tag(name)
     if timm.is_model(name):
-        return
-    known = timm.list_models() + [BUNDLED]
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
-    suggestions = ", ".join(close) if close else "deit_small_patch16_224, deit_tiny_patch16_224"
+        if not tag:
+            return
+        # timm.is_model accepts any tag after a known architecture; create_model then fails
+        # with a RuntimeError, so an unknown tag is caught here.
+        tagged = timm.list_pretrained(f"{architecture}.*")
+        if name in tagged:
+            return
+        suggestions = ", ".join(tagged) if tagged else architecture
+        raise WeightsError("weights.unknown_tag", name=name, architecture=architecture, suggestions=suggestions)
+    # Names are compared in lower case, so "BUNDLED" or "DeiT_Small_Patch16_224" still finds its match.
+    known = {known_name.lower(): known_name for known_name in timm.list_models() + [BUNDLED]}
+    close = difflib.get_close_matches(name.lower(), list(known), n=3, cutoff=0.6)
+    suggestions = ", ".join(known[c] for c in close) if close else "deit_small_patch16_224, deit_tiny_patch16_224"
     raise WeightsError("weights.unknown_model", name=name, suggestions=suggestions)
 
 
@@ -218,8 +235,33 @@ def _torch_load(path: Path) -> object:
     # A training script's checkpoint often stores its argparse.Namespace of options next to
     # the weights (EViT's and DeiT's main.py do). The namespace holds only plain values, so it
     # is allowed; everything else outside torch's weights-only set is still rejected.
-    with torch.serialization.safe_globals([argparse.Namespace]):
+    with torch.serialization.safe_globals([argparse.Namespace]), warnings.catch_warnings():
+        # torch warns about a pickle protocol it does not expect before it rejects the file, and
+        # that warning would print above lab6's own message.
+        warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
         return torch.load(path, map_location="cpu", weights_only=True)
+
+
+# Lines of torch's weights-only error text that explain the option, not the file (torch 2.6 and later).
+_TORCH_BOILERPLATE = ("Weights only load failed", "Please file an issue", "Check the documentation", "(1)", "(2)")
+_UNPICKLER_MARKER = "WeightsUnpickler error:"  # torch puts the reason after this, when it is there
+# Words of the weights-only unpickler's reasons that name a Python object the file requests,
+# which makes the file a valid pickle that is unsafe to load. Any other reason, such as
+# "Unsupported operand 164", means the bytes are not a checkpoint at all.
+_UNSAFE_REASONS = ("GLOBAL", "global", "reduce", "Can only build", "Can only create", "persistent_load")
+
+
+def _error_reason(error: BaseException) -> str:
+    """Return the first sentence of ``error`` that describes the fault in the file, without torch's advice."""
+    text = str(error)
+    if _UNPICKLER_MARKER in text:
+        text = text.split(_UNPICKLER_MARKER, 1)[1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    reasons = [line for line in lines if not line.startswith(_TORCH_BOILERPLATE)]
+    reason = (reasons or lines or [type(error).__name__])[0]
+    if ". " in reason:  # torch appends paragraphs of advice to a one-sentence reason
+        reason = reason[: reason.index(". ") + 1]
+    return reason
 
 
 def _read_file(path: Path) -> object:
@@ -230,18 +272,17 @@ def _read_file(path: Path) -> object:
         try:
             return load_file(str(path), device="cpu")
         except (SafetensorError, OSError, ValueError) as error:
-            raise WeightsError("weights.corrupt", path=path, error=error) from None
+            raise WeightsError("weights.corrupt", path=path, error=_error_reason(error)) from None
     try:
         return _torch_load(path)
     except pickle.UnpicklingError as error:
-        if "weights_only" in str(error) or "Weights only" in str(error):
-            first_line = str(error).strip().splitlines()[0]
-            raise WeightsError("weights.unsafe_pickle", path=path, error=first_line) from None
-        raise WeightsError("weights.corrupt", path=path, error=error) from None
+        reason = _error_reason(error)
+        if any(word in reason for word in _UNSAFE_REASONS):
+            raise WeightsError("weights.unsafe_pickle", path=path, error=reason) from None
+        raise WeightsError("weights.corrupt", path=path, error=reason) from None
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError) as error:
         # torch reports a truncated zip archive as RuntimeError and a truncated legacy pickle as EOFError.
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise WeightsError("weights.corrupt", path=path, error=first_line) from None
+        raise WeightsError("weights.corrupt", path=path, error=_error_reason(error)) from None
 
 
 def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -259,12 +300,17 @@ def read_state_dict(path: PathLike) -> tuple[dict[str, torch.Tensor], str]:
     a file that contains no tensors.
     """
     path = Path(path)
-    if not path.exists():
-        raise WeightsError("weights.file_missing", path=path)
-    if path.is_dir():
-        raise WeightsError("weights.is_directory", path=path)
-    if path.stat().st_size == 0:
-        raise WeightsError("weights.empty_file", path=path)
+    try:
+        if not path.exists():
+            raise WeightsError("weights.file_missing", path=path)
+        if path.is_dir():
+            raise WeightsError("weights.is_directory", path=path)
+        if path.stat().st_size == 0:
+            raise WeightsError("weights.empty_file", path=path)
+        with path.open("rb"):
+            pass  # a permission error here, not inside torch.load, where it would read as a damaged file
+    except OSError as error:  # e.g. no read permission, or a name longer than the file system allows
+        raise WeightsError("weights.inaccessible", path=path, error=error) from None
 
     content = _read_file(path)
     nested_key = ""
@@ -315,6 +361,7 @@ def _check_fit(model: nn.Module, state: Mapping[str, torch.Tensor], path: Path, 
         for k in expected
         if k in state and state[k].shape != expected[k].shape
     ]
+
     if not (missing or unexpected or mismatched):
         return
     parts = [
@@ -367,8 +414,29 @@ def _load_checkpoint(name: str, path: Path) -> nn.Module:
             _logger.info("checkpoint %s has %d classes; building %s with that head", path, classes, name)
             model = timm.create_model(name, pretrained=False, num_classes=classes)
     _check_fit(model, state, path, name)
+    _check_float(model, state, path)
+    _check_finite(state, path)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
     return model
+
+
+def _check_float(model: nn.Module, state: Mapping[str, torch.Tensor], path: Path) -> None:
+    """Raise :class:`WeightsError` when the checkpoint stores a floating-point parameter as integers.
+
+    load_state_dict would cast such a tensor (from a quantized checkpoint, say) silently.
+    """
+    expected = model.state_dict()
+    integer = [k for k in expected if k in state and expected[k].is_floating_point() and not state[k].is_floating_point()]
+    if integer:
+        dtype = str(state[integer[0]].dtype)
+        raise WeightsError("weights.integer_weights", path=path, count=len(integer), keys=_sample(integer), dtype=dtype)
+
+
+def _check_finite(state: Mapping[str, torch.Tensor], path: Path) -> None:
+    """Raise :class:`WeightsError` when a floating-point tensor contains NaN or infinity."""
+    broken = [key for key, value in state.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    if broken:
+        raise WeightsError("weights.not_finite", path=path, count=len(broken), keys=_sample(broken))
 
 
 def _load_bundled() -> nn.Module:

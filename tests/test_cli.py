@@ -116,8 +116,15 @@ ERROR_CASES = {
     "broken_checkpoint": (["visualize", "{photo}", "--checkpoint", "{tmp}/broken.pth"], "damaged, truncated", "已損毀、不完整"),
     "unknown_model": (["visualize", "{photo}", "--model", "deit_smal_patch16_224"], "timm has no model named", "timm 沒有名為"),
     "uncached_weights": (["visualize", "{photo}", "--model", "deit_small_patch16_224"], "HF_HUB_OFFLINE", "HF_HUB_OFFLINE"),
-    "unsupported_model": (["visualize", "{photo}", "--model", "resnet18"], "has no CLS token", "沒有 CLS token"),
-    "out_not_png": (["visualize", "{photo}", "--out", "{tmp}/figure.jpg"], "does not end in .png", "副檔名不是 .png"),
+    "unsupported_model": (["visualize", "{photo}", "--model", "resnet18"], "not a timm VisionTransformer", "不是 timm 的 VisionTransformer"),
+    "model_without_cls": (["visualize", "{photo}", "--model", "vit_medium_patch16_gap_256"], "has no CLS token", "沒有 CLS token"),
+    "unknown_pretrained_tag": (["visualize", "{photo}", "--model", "deit_tiny_patch16_224.nope"], "deit_tiny_patch16_224.fb_in1k", "deit_tiny_patch16_224.fb_in1k"),
+    "out_not_png": (["visualize", "{photo}", "--out", "{tmp}/figure.jpg"], "is not a PNG file name", "不是 PNG 檔名"),
+    "out_bare_suffix": (["visualize", "{photo}", "--out", "{tmp}/.png"], "is not a PNG file name", "不是 PNG 檔名"),
+    "out_empty": (["visualize", "{photo}", "--out", " "], "--out is empty", "--out 是空的"),
+    "out_name_too_long": (["visualize", "{photo}", "--out", "{tmp}/" + "x" * 300 + ".png"], "File name too long", "File name too long"),
+    "image_name_too_long": (["visualize", "{tmp}/" + "x" * 300 + ".png"], "Cannot open image file", "無法開啟圖片檔"),
+    "checkpoint_name_too_long": (["visualize", "{photo}", "--checkpoint", "{tmp}/" + "x" * 300 + ".pth"], "Cannot open weights file", "無法開啟權重檔"),
     "out_folder_missing": (["visualize", "{photo}", "--out", "{tmp}/no/such/figure.png"], "does not exist", "不存在"),
     "bad_device": (["visualize", "{photo}", "--device", "tpu"], "Unknown device 'tpu'", "無法辨識裝置 'tpu'"),
 }
@@ -196,3 +203,76 @@ def test_subcommand_help_prints_usage_prefix_once(capsys, monkeypatch):
     first_line = capsys.readouterr().out.splitlines()[0]
     assert first_line.startswith("usage: python -m lab6 visualize")
     assert first_line.count("usage:") == 1
+
+
+def test_out_same_as_image_rejected(capsys, lang, tiny_checkpoint, tmp_path):
+    lang("en")
+    picture = tmp_path / "picture.png"
+    Image.fromarray(np.full((40, 60, 3), 200, dtype=np.uint8)).save(picture)
+    before = picture.read_bytes()
+    for out in (picture, tmp_path / "." / "picture.png"):
+        code, stdout, stderr = run(
+            capsys, "visualize", str(picture), "--model", TINY, "--checkpoint", str(tiny_checkpoint), "--out", str(out)
+        )
+        assert code == 2
+        assert stdout == ""
+        assert "is the input image" in stderr
+    assert picture.read_bytes() == before
+
+
+def test_out_not_writable_fails_early(capsys, lang, photo, tmp_path, monkeypatch):
+    import lab6.cli
+
+    lang("en")
+    # Root passes every permission check, so os.access is replaced to test the branch anywhere.
+    monkeypatch.setattr(lab6.cli.os, "access", lambda path, mode: False)
+    loads = []
+    monkeypatch.setattr("lab6.weights.load_model", lambda *args: loads.append(args))
+    code, stdout, stderr = run(capsys, "visualize", str(photo), "--out", str(tmp_path / "figure.png"))
+    assert code == 2
+    assert "permission denied" in stderr
+    assert loads == []
+
+
+def test_existing_out_kept_when_run_fails(capsys, lang, photo, tmp_path, tiny_checkpoint, monkeypatch):
+    lang("en")
+    out = tmp_path / "figure.png"
+    out.write_bytes(b"earlier figure")
+    failures = {
+        "bad image": ["visualize", str(tmp_path / "absent.jpg"), "--out", str(out)],
+        "bad schedule": ["visualize", str(photo), "--keep-rate", "2", "--out", str(out)],
+        "bad checkpoint": ["visualize", str(photo), "--checkpoint", str(photo), "--out", str(out)],
+    }
+    for name, argv in failures.items():
+        code, _, stderr = run(capsys, *argv)
+        assert code == 2, name
+        assert out.read_bytes() == b"earlier figure", name
+
+    # A write that fails half-way (a full disk, say) must leave the earlier file and no partial file.
+    from matplotlib.figure import Figure
+
+    def failing_savefig(self, handle, **kwargs):
+        handle.write(b"half a png")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", failing_savefig)
+    argv = ["visualize", str(photo), "--model", TINY, "--checkpoint", str(tiny_checkpoint), "--out", str(out)]
+    code, stdout, stderr = run(capsys, *argv)
+    assert code == 2
+    assert "No space left on device" in stderr
+    assert out.read_bytes() == b"earlier figure"
+    assert sorted(p.name for p in tmp_path.iterdir() if "partial" in p.name) == []
+
+
+def test_model_without_classifier_head(capsys, lang, photo, tmp_path):
+    # timm builds DINO's tag with num_classes=0, so the model outputs 384 features, not classes.
+    lang("en")
+    name = "vit_small_patch16_224.dino"
+    path = tmp_path / "dino.pth"
+    torch.save(timm.create_model(name, pretrained=False).state_dict(), path)
+    out = tmp_path / "figure.png"
+    code, stdout, stderr = run(capsys, "visualize", str(photo), "--model", name, "--checkpoint", str(path), "--out", str(out))
+    assert code == 0, stderr
+    assert "no classifier head (num_classes=0); it outputs 384-dimensional features" in stdout
+    assert "Top-5" not in stdout
+    assert out.is_file()

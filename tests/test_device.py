@@ -84,3 +84,14 @@ def test_seed_everything_repeats():
     assert torch.equal(first[2], second[2])
     seed_everything(4)
     assert not torch.equal(torch.rand(4), first[2])
+
+
+@pytest.mark.parametrize("requested", ["cuda", "cuda:1"])
+def test_missing_cuda_names_both_settings(monkeypatch, lang, requested):
+    lang("en")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DeviceError) as caught:
+        pick_device(requested)
+    assert caught.value.key == "device.cuda_missing"
+    assert "--device" in str(caught.value)
+    assert "LAB6_DEVICE" in str(caught.value)

@@ -168,3 +168,52 @@ def test_sample_photo_is_bundled():
     assert SAMPLE_PHOTO.is_file()
     assert open_rgb(SAMPLE_PHOTO).size == (512, 600)
     assert (Path(SAMPLE_PHOTO).parent / "README.md").read_text().count("grace_hopper.jpg") >= 1
+
+
+def test_name_too_long(tmp_path, lang):
+    lang("en")
+    with pytest.raises(ImageError) as caught:
+        open_rgb(tmp_path / ("x" * 300 + ".png"))
+    assert caught.value.key == "image.inaccessible"
+    assert "File name too long" in str(caught.value)
+
+
+def test_permission_error_is_inaccessible(tmp_path, lang, monkeypatch):
+    # Root reads every file, so Pillow's open is replaced to raise what a non-root user gets.
+    lang("en")
+    path = tmp_path / "locked.png"
+    Image.new("RGB", (4, 4)).save(path)
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(Image, "open", denied)
+    with pytest.raises(ImageError) as caught:
+        open_rgb(path)
+    assert caught.value.key == "image.inaccessible"
+    assert "read permission" in str(caught.value)
+
+
+@pytest.mark.parametrize(("width", "height"), [(1, 1), (10000, 50), (50, 10000)])
+def test_extreme_sizes_prepared(deit, width, height):
+    image = Image.new("RGB", (width, height), (10, 200, 30))
+    prepared = prepare(image, deit)
+    assert prepared.tensor.shape == (1, 3, 224, 224)
+    assert prepared.view.shape == (224, 224, 3)
+    assert (prepared.view == (10, 200, 30)).all()
+
+
+def test_animated_gif_uses_first_frame(tmp_path):
+    frames = [Image.new("RGB", (32, 32), colour) for colour in ((255, 0, 0), (0, 0, 255))]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100)
+    pixels = np.asarray(open_rgb(path))
+    assert tuple(pixels[16, 16]) == (255, 0, 0)
+
+
+def test_unicode_path_with_spaces(tmp_path):
+    folder = tmp_path / "my pictures 圖片"
+    folder.mkdir()
+    path = folder / "照 片.png"
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(path)
+    assert tuple(np.asarray(open_rgb(path))[0, 0]) == (1, 2, 3)

@@ -340,3 +340,129 @@ def test_build_architecture_is_empty():
     assert build_architecture().patch_embed.num_patches == 196
     with pytest.raises(WeightsError):
         build_architecture("no_such_model")
+
+
+def test_random_bytes_read_as_corrupt(tmp_path, lang):
+    # Random bytes fail in torch's weights-only unpickler too, but they are no unsafe pickle.
+    lang("en")
+    generator = torch.Generator().manual_seed(7)
+    for index in range(5):
+        path = tmp_path / f"random{index}.pth"
+        path.write_bytes(bytes(torch.randint(0, 256, (4000,), generator=generator, dtype=torch.uint8).tolist()))
+        with pytest.raises(WeightsError) as caught:
+            load_model(TINY, path)
+        assert caught.value.key == "weights.corrupt", path.read_bytes()[:8]
+        assert "Weights only load failed" not in str(caught.value)
+
+
+class RunsCommand:
+    """A pickle that would call os.system when loaded without weights_only."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("true",))
+
+
+def test_unsafe_pickle_names_the_object(tmp_path, tiny_state, lang):
+    lang("en")
+    path = tmp_path / "unsafe.pth"
+    torch.save({"model": tiny_state, "hook": RunsCommand()}, path)
+    with pytest.raises(WeightsError) as caught:
+        load_model(TINY, path)
+    assert caught.value.key == "weights.unsafe_pickle"
+    reason = caught.value.values["error"]
+    assert "system" in reason
+    assert "In PyTorch 2.6" not in reason
+    assert "\n" not in reason
+
+
+def test_plain_pickle_rejected_quietly(tmp_path, lang, capfd):
+    import pickle
+
+    lang("en")
+    path = tmp_path / "plain.pth"
+    path.write_bytes(pickle.dumps({"weights": [1.0, 2.0]}, protocol=4))
+    with pytest.raises(WeightsError) as caught:
+        load_model(TINY, path)
+    assert caught.value.key == "weights.corrupt"
+    assert "pickle protocol" not in capfd.readouterr().err
+
+
+def test_zip_error_reason_is_one_sentence(tmp_path, tiny_state, lang):
+    lang("en")
+    full = tmp_path / "full.pth"
+    torch.save(tiny_state, full)
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    with pytest.raises(WeightsError) as caught:
+        load_model(TINY, cut)
+    reason = caught.value.values["error"]
+    assert reason.startswith("PytorchStreamReader failed")
+    assert "internal miniz error" not in reason
+
+
+def test_integer_weights_rejected(tmp_path, tiny_state, lang):
+    lang("en")
+    path = tmp_path / "quantized.pth"
+    torch.save({k: v.to(torch.int8) if v.is_floating_point() else v for k, v in tiny_state.items()}, path)
+    with pytest.raises(WeightsError) as caught:
+        load_model(TINY, path)
+    assert caught.value.key == "weights.integer_weights"
+    assert caught.value.values["count"] == len(tiny_state)
+    assert caught.value.values["dtype"] == "torch.int8"
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_rejected(tmp_path, tiny_state, lang, bad):
+    lang("en")
+    state = {k: v.clone() for k, v in tiny_state.items()}
+    state["blocks.3.attn.qkv.weight"][0, 0] = bad
+    path = tmp_path / "diverged.pth"
+    torch.save(state, path)
+    with pytest.raises(WeightsError) as caught:
+        load_model(TINY, path)
+    assert caught.value.key == "weights.not_finite"
+    assert caught.value.values["keys"] == "blocks.3.attn.qkv.weight"
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_checkpoint_loads(tmp_path, tiny_state, dtype):
+    path = tmp_path / "half.pth"
+    torch.save({k: v.to(dtype) if v.is_floating_point() else v for k, v in tiny_state.items()}, path)
+    model, _ = load_model(TINY, path)
+    assert model.cls_token.dtype == torch.float32
+    assert torch.equal(model.cls_token, tiny_state["cls_token"].to(dtype).float())
+
+
+def test_unknown_pretrained_tag(lang):
+    lang("en")
+    for load in (lambda name: load_model(name), lambda name: build_architecture(name)):
+        with pytest.raises(WeightsError) as caught:
+            load("deit_tiny_patch16_224.nope")
+        assert caught.value.key == "weights.unknown_tag"
+        assert caught.value.values["suggestions"] == "deit_tiny_patch16_224.fb_in1k"
+
+
+def test_unknown_name_ignores_case(lang):
+    lang("en")
+    with pytest.raises(WeightsError) as caught:
+        load_model("BUNDLED")
+    assert caught.value.values["suggestions"] == BUNDLED
+    with pytest.raises(WeightsError) as caught:
+        load_model("DeiT_Tiny_Patch16_224")
+    assert "deit_tiny_patch16_224" in caught.value.values["suggestions"]
+
+
+def test_checkpoint_name_too_long(tmp_path, lang):
+    lang("en")
+    with pytest.raises(WeightsError) as caught:
+        read_state_dict(tmp_path / ("x" * 300 + ".pth"))
+    assert caught.value.key == "weights.inaccessible"
+    assert "too long" in str(caught.value)
+
+
+def test_class_label_out_of_range(tmp_path):
+    _, info = load_model(BUNDLED)
+    assert info.class_label(info.num_classes) == f"class {info.num_classes}"
+    assert info.class_label(-1) == "class -1"
