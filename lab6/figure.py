@@ -29,11 +29,13 @@ from lab6.evit import EViTOutput
 from lab6.i18n import Lab6Error
 from lab6.index import fused_patch_mask, get_real_idx, kept_patch_mask, patch_owner
 
-__all__ = ["FUSED_BRIGHTNESS", "PanelMasks", "pruning_masks", "counterfactual_mask", "render_panel", "plot_pruning", "save_figure"]
+__all__ = ["FUSED_BRIGHTNESS", "FUSED_FLOOR", "PanelMasks", "pruning_masks", "counterfactual_mask", "render_panel", "plot_pruning", "save_figure"]
 
 FUSED_BRIGHTNESS = 0.4
-"""Brightness factor of the grey luminance drawn for patches inside a fused token, so they stay
-dark like dropped patches yet remain distinguishable from black."""
+"""Factor on a fused patch's luminance: fused patches stay darker than kept ones."""
+FUSED_FLOOR = 48
+"""Grey level added to every fused patch, so even a black or saturated blue patch
+(luminance near 0) stays distinguishable from a dropped, black patch."""
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601 weights, as Pillow's "L" mode uses
 _PANEL_INCHES = 2.4
 
@@ -133,7 +135,7 @@ def render_panel(
     panel[kept_px] = view[kept_px]
     if fused is not None:
         fused_px = _patch_pixels(np.asarray(fused, dtype=bool).reshape(-1), grid, patch_size) & ~kept_px
-        grey = view[fused_px].astype(np.float32) @ _LUMA * FUSED_BRIGHTNESS  # [n]
+        grey = FUSED_FLOOR + view[fused_px].astype(np.float32) @ _LUMA * FUSED_BRIGHTNESS  # [n]
         panel[fused_px] = grey.round().astype(np.uint8)[:, None]
     return panel
 

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from lab6.evit import apply_evit
-from lab6.figure import FUSED_BRIGHTNESS, counterfactual_mask, plot_pruning, pruning_masks, render_panel, save_figure
+from lab6.figure import FUSED_BRIGHTNESS, FUSED_FLOOR, counterfactual_mask, plot_pruning, pruning_masks, render_panel, save_figure
 from lab6.i18n import Lab6Error
 from lab6.index import FUSED, get_real_idx
 
@@ -47,7 +47,7 @@ def test_render_panel_pixels():
     assert panel.dtype == np.uint8
     np.testing.assert_array_equal(panel[:16, :16], view[:16, :16])
     luma = view[16:32, 16:32].astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    expected_fused = np.repeat(np.round(luma * FUSED_BRIGHTNESS)[..., None], 3, axis=-1)
+    expected_fused = np.repeat(np.round(FUSED_FLOOR + luma * FUSED_BRIGHTNESS)[..., None], 3, axis=-1)
     np.testing.assert_allclose(panel[16:32, 16:32], expected_fused, atol=1)
     assert panel[16:32, 16:32].min() > 0  # dim, but not black like a dropped patch
     rest = np.ones((224, 224), dtype=bool)
@@ -189,3 +189,11 @@ def test_view_of_other_size_rejected(outputs, lang):
     assert caught.value.values["patches"] == 196
     with pytest.raises(Lab6Error):
         plot_pruning(random_view(), outputs[True], fuse=True, patch_size=8)
+
+
+def test_fused_patch_on_black_is_not_black():
+    view = np.zeros((224, 224, 3), dtype=np.uint8)
+    kept = np.zeros(196, dtype=bool)
+    fused = np.ones(196, dtype=bool)
+    panel = render_panel(view, kept, fused)
+    assert panel.min() == FUSED_FLOOR
