@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime
 import io
 import math
-import statistics
-import time
 
 import numpy as np
 import pytest
@@ -299,15 +297,11 @@ def test_model_load_failure_is_a_message(model, scenes, monkeypatch):
     assert "無法載入模型 deit_small_patch16_224" in panel.message.value
 
 
-def test_update_time(panel):
-    times = []
+def test_slider_changes_update_state(panel):
+    # Update speed is measured by benchmarks/explorer_speed.py, not asserted here.
     for rate in (0.5, 0.6, 0.4, 0.65, 0.55, 0.45, 0.35):
-        started = time.perf_counter()
         panel.rate_sliders[6].value = rate
-        times.append(time.perf_counter() - started)
         assert panel.state.schedule[6] == rate
-    # The aim is under 0.5 s on a 2-core CPU; the bound leaves room for a loaded CI machine.
-    assert statistics.median(times) < 1.5
 
 
 @pytest.mark.skipif(not BUNDLED_PATH.is_file(), reason="bundled weights not built yet")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import warnings
 
 import numpy as np
@@ -152,13 +151,8 @@ def test_bad_sample(outputs, lang):
 
 
 def test_save_figure_png(outputs, tmp_path):
-    plot_pruning(random_view(), outputs[True], fuse=True)  # warm up fonts and the renderer
-    start = time.perf_counter()
     fig = plot_pruning(random_view(), outputs[True], fuse=True)
     path = save_figure(fig, tmp_path / "figure.png")
-    elapsed = time.perf_counter() - start
-    # About 0.12 s on one busy core of the 2-core development machine; the bound leaves room for load.
-    assert elapsed < 1.5, f"drawing and saving took {elapsed:.2f} s"
     assert path.is_absolute()
     with Image.open(path) as image:
         assert image.format == "PNG"
