@@ -448,7 +448,8 @@ def _load_bundled() -> nn.Module:
 def _bundled_location() -> str:
     from lab6.bundled import BUNDLED_PATH
 
-    return str(BUNDLED_PATH)
+    # Relative to the package's parent, so printed output is the same on every machine.
+    return BUNDLED_PATH.relative_to(Path(__file__).resolve().parents[1]).as_posix()
 
 
 def _class_names(model: nn.Module) -> tuple[tuple[str, ...], tuple[str, ...], str]:

@@ -327,7 +327,7 @@ def test_bundled_default():
         pytest.skip(f"bundled weights {BUNDLED_PATH} not built yet")
     model, info = load_model()
     assert info.source == "bundled"
-    assert info.location == str(BUNDLED_PATH)
+    assert info.location == "lab6/assets/" + BUNDLED_PATH.name
     assert info.dataset == "scenes"
     assert len(model.blocks) == 12
 
