@@ -22,13 +22,14 @@ Sources, chosen by ``model`` and ``checkpoint``:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import logging
 import os
 import pickle
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
@@ -192,6 +193,19 @@ def _download_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+@contextlib.contextmanager
+def _quiet_hub() -> Iterator[None]:
+    """Silence huggingface_hub's English retry warnings; a failed download gets lab6's own message."""
+    from huggingface_hub.utils import logging as hub_logging
+
+    verbosity = hub_logging.get_verbosity()
+    hub_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hub_logging.set_verbosity(verbosity)
+
+
 def _load_timm_pretrained(name: str) -> tuple[nn.Module, str]:
     """Create ``name`` with timm's pretrained weights; return the model and where they came from."""
     import timm
@@ -214,11 +228,16 @@ def _load_timm_pretrained(name: str) -> tuple[nn.Module, str]:
         raise WeightsError("weights.not_cached", name=name, hub_id=hub_id, cache=_hub_cache_dir())
     _logger.info("downloading pretrained weights for %s from %s", name, hub_id)
     try:
-        model = timm.create_model(name, pretrained=True)
+        with _quiet_hub():
+            model = timm.create_model(name, pretrained=True)
     except _download_errors() as error:
         _logger.warning("download of %s failed: %s", hub_id, error)
         raise WeightsError(
-            "weights.download_failed", name=name, hub_id=hub_id, cache=_hub_cache_dir(), error=error
+            "weights.download_failed",
+            name=name,
+            hub_id=hub_id,
+            cache=_hub_cache_dir(),
+            error=str(error).strip().rstrip(".。"),  # the message adds its own full stop
         ) from None
     found = find_cached_weights(name)
     return model, str(found) if found is not None else hub_id

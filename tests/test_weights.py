@@ -466,3 +466,27 @@ def test_class_label_out_of_range(tmp_path):
     _, info = load_model(BUNDLED)
     assert info.class_label(info.num_classes) == f"class {info.num_classes}"
     assert info.class_label(-1) == "class -1"
+
+
+@pytest.mark.parametrize("language", ["en", "zh-TW"])
+def test_failed_download_gives_one_message(lang, language, monkeypatch):
+    import lab6.weights as weights
+    from huggingface_hub.utils import logging as hub_logging
+
+    lang(language)
+    monkeypatch.setattr(weights, "hub_offline", lambda: False)
+
+    def refuse_download(*args, **kwargs):
+        # Stands in for timm's download; no test may reach the network.
+        assert hub_logging.get_verbosity() == hub_logging.ERROR  # retry warnings are silenced
+        raise OSError("Network is unreachable.")
+
+    monkeypatch.setattr(timm, "create_model", refuse_download)
+    verbosity = hub_logging.get_verbosity()
+    with pytest.raises(WeightsError) as caught:
+        load_model("deit_small_patch16_224")
+    assert caught.value.key == "weights.download_failed"
+    message = str(caught.value)
+    assert "Network is unreachable" in message
+    assert ".。" not in message and ".." not in message
+    assert hub_logging.get_verbosity() == verbosity
