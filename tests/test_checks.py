@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import string
 from fractions import Fraction
 
 import pytest
@@ -199,7 +200,62 @@ def test_real_idx_composed_backwards():
             real.append(idx.gather(1, real[-1][:, : idx.shape[1]].clamp(max=idx.shape[1] - 1)))
         return real
 
-    assert failure(check_get_real_idx, backwards).key == "checks.real_idx.fused_to_patch"
+    exc = failure(check_get_real_idx, backwards)
+    assert exc.key == "checks.real_idx.mismatch"  # a wrong lookup, not a padding problem
+
+
+def _chain(idxs, fuse, table_of, shift=0):
+    """A get_real_idx that looks up ``idx + shift`` in ``table_of(real, idxs, i)``, padded like the correct answer."""
+    real = [idxs[0].clone()]
+    for i, idx in enumerate(idxs[1:], start=1):
+        table = table_of(real, idxs, i)
+        if fuse:
+            table = torch.cat([table, torch.full_like(table[:, :1], FUSED)], dim=1)
+        real.append(table[torch.arange(idx.shape[0]).unsqueeze(1), idx + shift])
+    return real
+
+
+def test_real_idx_subtracting_one(lang):
+    def minus_one(idxs, fuse):  # treats position 0 as the CLS token; -1 wraps to the fused slot
+        return _chain(idxs, fuse, lambda real, raw, i: real[-1], shift=-1)
+
+    exc = failure(check_get_real_idx, minus_one)
+    assert exc.key == "checks.real_idx.off_by_one"
+    assert exc.values["step"] == 2
+    assert "FUSED" not in str(exc)
+
+
+def test_real_idx_chaining_raw_indices(lang):
+    def raw_previous(idxs, fuse):  # looks up the previous block's raw indices, not its patch ids
+        return _chain(idxs, fuse, lambda real, raw, i: raw[i - 1])
+
+    exc = failure(check_get_real_idx, raw_previous)
+    assert exc.key == "checks.real_idx.raw_previous"
+    assert exc.values["step"] == 3  # block 2 looks up block 1, whose raw indices are patch ids
+    assert "FUSED" not in str(exc)
+
+
+def test_real_idx_pad_with_zero_is_fused_bug(lang):
+    def pad_zero(idxs, fuse):  # EViT's reference pads with patch 0
+        real = [idxs[0].clone()]
+        for idx in idxs[1:]:
+            table = torch.cat([real[-1], torch.zeros_like(real[-1][:, :1])], dim=1) if fuse else real[-1]
+            real.append(table.gather(1, idx))
+        return real
+
+    exc = failure(check_get_real_idx, pad_zero)
+    assert exc.key == "checks.real_idx.fused_to_patch"
+    assert exc.values["value"] == 0
+
+
+def test_real_idx_tensor_instead_of_list(lang):
+    def stacked(idxs, fuse):
+        return torch.cat(get_real_idx(idxs, fuse), dim=1)
+
+    exc = failure(check_get_real_idx, stacked)
+    assert exc.key == "checks.real_idx.not_list"
+    assert "Tensor" in str(exc)
+    assert "長度 -" not in str(exc) and "length -" not in str(exc)
 
 
 def test_real_idx_hidden_catches_batch_mixup():
@@ -211,7 +267,8 @@ def test_real_idx_hidden_catches_batch_mixup():
     with pytest.raises(CheckFailed) as info:
         run_hidden("get_real_idx", first_row_only)
     assert info.value.item == "get_real_idx.hidden"
-    assert info.value.key == "checks.real_idx.first_changed"  # sample 1's first row is sample 0's
+    assert info.value.key == "checks.real_idx.samples_mixed"
+    assert "樣本混在一起" in str(info.value) or "mixed up" in str(info.value)
 
 
 def test_num_keep_floor(lang):
@@ -238,7 +295,43 @@ def test_num_keep_float_trap_is_hidden_only(lang):
         run_hidden("num_keep", naive)
     assert info.value.key == "checks.num_keep.float_error"
     assert info.value.values["got"] == 56
-    assert "55.00000000000001" in str(info.value)
+    text = str(info.value)
+    for hidden_input in ("55.00000000000001", "0.55", "101", "56"):
+        assert hidden_input not in text
+    assert "ceil" in text
+
+
+def _input_placeholders(template):
+    safe = {"item", "detail", "kind", "dtype", "name", "error", "argument", "what", "meaning", "var", "path", "known", "dotted"}
+    return {field for _, field, _, _ in string.Formatter().parse(template) if field} - safe
+
+
+def test_hidden_variants_name_no_inputs():
+    from lab6.messages import MESSAGES
+
+    for lang_name, catalogue in MESSAGES.items():
+        for key, template in catalogue.items():
+            if not key.startswith("checks.") or key.endswith(".hidden") or not _input_placeholders(template):
+                continue
+            variant = catalogue.get(f"{key}.hidden")
+            assert variant is not None, f"{lang_name}: {key} names inputs but has no .hidden variant"
+            assert not _input_placeholders(variant), f"{lang_name}: {key}.hidden"
+
+
+@pytest.mark.parametrize(
+    "item, wrong",
+    [
+        ("num_keep", lambda r, n: math.floor(r * (n - 1))),
+        ("cls_attention", lambda a: a[:, 0, 0, 1:]),
+        ("topk_select", lambda a, r: a.topk(math.floor(r * a.shape[1]), dim=1).indices),
+    ],
+)
+def test_hidden_failure_hides_inputs(lang, item, wrong):
+    with pytest.raises(CheckFailed) as info:
+        run_hidden(item, wrong)
+    text = str(info.value)
+    for hidden_input in ("keep_rate=", "N=", "196", "197", "0.7", "0.3", "6 個 head", "6 heads", "共 "):
+        assert hidden_input not in text, text
 
 
 def test_topk_floor(lang):

@@ -46,12 +46,25 @@ class CheckFailed(Lab6Error):
         self.item = item
         self.key = key
         self.values = values
-        self.detail = tr(key, **values)
+        self.detail = tr(_message_key(item, key), **values)
         ValueError.__init__(self, tr("checks.failed", item=item, detail=self.detail))
 
     def _render_traceback_(self) -> list[str]:
         """Show IPython users the message alone, without the Python frames behind it."""
         return [str(self)]
+
+
+def _message_key(item: str, key: str) -> str:
+    """Return the key of the message to show: a hidden item uses ``<key>.hidden`` where one exists.
+
+    Those variants name the kind of mistake without the hidden inputs or the values computed on them.
+    """
+    from lab6.messages import MESSAGES
+
+    general = f"{key}.hidden"
+    if item.endswith(".hidden") and general in MESSAGES["en"]:
+        return general
+    return key
 
 
 def fmt(value: Any) -> str:

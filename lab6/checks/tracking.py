@@ -42,9 +42,10 @@ def verify_get_real_idx(
     for step, (before, after) in enumerate(zip(saved, argument)):
         if not torch.equal(before, after):
             raise CheckFailed(item, "checks.real_idx.mutated", step=step + 1)
-    if not isinstance(got, (list, tuple)) or len(got) != len(idxs):
-        length = len(got) if isinstance(got, (list, tuple)) else "-"
-        raise CheckFailed(item, "checks.real_idx.not_list", kind=type(got).__name__, got=length, expected=len(idxs))
+    if not isinstance(got, (list, tuple)):
+        raise CheckFailed(item, "checks.real_idx.not_list", kind=type(got).__name__, expected=len(idxs))
+    if len(got) != len(idxs):
+        raise CheckFailed(item, "checks.real_idx.length", got=len(got), expected=len(idxs))
 
     expected = track_patch_ids(idxs, fuse, num_patches)
     for step, (mine, idx) in enumerate(zip(got, idxs)):
@@ -56,28 +57,69 @@ def verify_get_real_idx(
         mine = mine.long()
         if torch.equal(mine, want):
             continue
-        if step == 0:
-            raise CheckFailed(item, "checks.real_idx.first_changed")
-        if int(mine.min()) < FUSED or int(mine.max()) >= num_patches:
-            raise CheckFailed(
-                item, "checks.real_idx.range", step=step + 1, low=int(mine.min()), high=int(mine.max()), patches=num_patches
-            )
-        if torch.equal(mine, idx.long()):
-            raise CheckFailed(item, "checks.real_idx.no_shift", step=step + 1)
-        fused_as_patch = ((want == FUSED) & (mine != FUSED)).nonzero()
-        if len(fused_as_patch):
-            b, j = (int(v) for v in fused_as_patch[0])
-            raise CheckFailed(
-                item, "checks.real_idx.fused_to_patch", step=step + 1, sample=b, position=j, value=int(mine[b, j])
-            )
-        patch_as_fused = ((want != FUSED) & (mine == FUSED)).nonzero()
-        if len(patch_as_fused):
-            b, j = (int(v) for v in patch_as_fused[0])
-            raise CheckFailed(item, "checks.real_idx.patch_to_fused", step=step + 1, sample=b, position=j)
-        b, j = (int(v) for v in (mine != want).nonzero()[0])
-        raise CheckFailed(
-            item, "checks.real_idx.mismatch", step=step + 1, sample=b, position=j, value=int(mine[b, j]), row=fmt(mine[b])
-        )
+        # Earlier steps matched, so the student's previous result equals expected[step - 1].
+        previous = torch.tensor(expected[step - 1], dtype=torch.long) if step else None  # [B, K_{i-1}]
+        _diagnose_step(item, step, mine, want, idx.long(), idxs, previous, fuse, num_patches)
+
+
+def _lookup(table: torch.Tensor, idx: torch.Tensor, fuse: bool) -> torch.Tensor:
+    """Return ``table[b, idx[b, j]]`` per sample, after appending the fused slot when ``fuse``.
+
+    Indices wrap around like Python's negative indices, so ``idx - 1`` on position 0 reads the last slot.
+    """
+    if fuse:
+        table = torch.cat([table, torch.full_like(table[:, :1], FUSED)], dim=1)  # [B, K_{i-1} + 1]
+    return table.gather(1, idx % table.shape[1])  # [B, K_i]
+
+
+def _diagnose_step(
+    item: str,
+    step: int,
+    mine: torch.Tensor,
+    want: torch.Tensor,
+    idx: torch.Tensor,
+    idxs: Sequence[torch.Tensor],
+    previous: torch.Tensor | None,
+    fuse: bool,
+    num_patches: int,
+) -> None:
+    """Raise the :class:`CheckFailed` that names the student's mistake at one pruning block (0-based ``step``).
+
+    Whole-block patterns (mixed samples, shifted lookups, chaining through raw indices) come
+    before the per-entry diagnosis, so those bugs are not reported as a fused-token problem.
+    """
+    block = step + 1
+    batch = mine.shape[0]
+    if batch > 1 and bool((mine == mine[:1]).all()) and not bool((want == want[:1]).all()):
+        raise CheckFailed(item, "checks.real_idx.samples_mixed", step=block)
+    if step == 0:
+        if torch.equal(mine, idx - 1) or torch.equal(mine, idx + 1):
+            raise CheckFailed(item, "checks.real_idx.off_by_one", step=block)
+        raise CheckFailed(item, "checks.real_idx.first_changed")
+    if int(mine.min()) < FUSED or int(mine.max()) >= num_patches:
+        raise CheckFailed(item, "checks.real_idx.range", step=block, low=int(mine.min()), high=int(mine.max()), patches=num_patches)
+    if torch.equal(mine, idx):
+        raise CheckFailed(item, "checks.real_idx.no_shift", step=block)
+    if torch.equal(mine, _lookup(idxs[step - 1].long(), idx, fuse)):
+        raise CheckFailed(item, "checks.real_idx.raw_previous", step=block)
+    for shift in (-1, 1):
+        if torch.equal(mine, _lookup(previous, idx + shift, fuse)):
+            raise CheckFailed(item, "checks.real_idx.off_by_one", step=block)
+
+    wrong = mine != want  # [B, K_i]
+    fused_as_patch = wrong & (want == FUSED)
+    if bool(fused_as_patch.any()) and torch.equal(wrong, fused_as_patch):
+        # Every real patch is right and only fused tokens are wrong: the fused slot got a patch id.
+        b, j = (int(v) for v in fused_as_patch.nonzero()[0])
+        raise CheckFailed(item, "checks.real_idx.fused_to_patch", step=block, sample=b, position=j, value=int(mine[b, j]))
+    patch_as_fused = wrong & (mine == FUSED)
+    if torch.equal(wrong, patch_as_fused):
+        b, j = (int(v) for v in patch_as_fused.nonzero()[0])
+        raise CheckFailed(item, "checks.real_idx.patch_to_fused", step=block, sample=b, position=j)
+    b, j = (int(v) for v in wrong.nonzero()[0])
+    raise CheckFailed(
+        item, "checks.real_idx.mismatch", step=block, sample=b, position=j, value=int(mine[b, j]), row=fmt(mine[b])
+    )
 
 
 def check_get_real_idx(fn: Callable) -> None:
