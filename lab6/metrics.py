@@ -27,6 +27,7 @@ from timm.data import resolve_data_config
 from timm.models.vision_transformer import VisionTransformer
 
 from lab6.evit import apply_evit, get_keep_rate, is_evit, set_keep_rate
+from lab6.i18n import tr
 from lab6.index import get_real_idx, kept_patch_mask
 from lab6.scenes import NUM_PATCHES, Scene, object_patches
 from lab6.schedule import ScheduleLike, format_schedule, parse_keep_rate
@@ -173,15 +174,27 @@ def evaluate_scenes(
 
 
 def format_metrics(metrics: SceneMetrics) -> str:
-    """Format metrics as a short plain-text table (English, ASCII)."""
+    """Format metrics as a short plain-text table in the user's language (see :func:`lab6.i18n.language`)."""
+    fusion = tr("metrics.fusion_on" if metrics.fuse else "metrics.fusion_off")
     lines = [
-        f"schedule {format_schedule(metrics.schedule)}, fusion {'on' if metrics.fuse else 'off'}, "
-        f"{metrics.num_scenes} scenes: accuracy {metrics.accuracy:.1%}, object share {metrics.object_share:.1%}"
+        tr(
+            "metrics.summary",
+            schedule=format_schedule(metrics.schedule),
+            fusion=fusion,
+            scenes=metrics.num_scenes,
+            accuracy=metrics.accuracy,
+            share=metrics.object_share,
+        )
     ]
     for i, block in enumerate(metrics.blocks):
         lines.append(
-            f"  block {block:2d}: kept {metrics.kept_patches[i]:5.1f} patches, "
-            f"retention {metrics.foreground_retention[i]:.1%}, recall {metrics.object_recall[i]:.1%} "
-            f"(random {metrics.random_recall[i]:.1%})"
+            tr(
+                "metrics.block",
+                block=block,
+                kept=metrics.kept_patches[i],
+                retention=metrics.foreground_retention[i],
+                recall=metrics.object_recall[i],
+                random=metrics.random_recall[i],
+            )
         )
     return "\n".join(lines)

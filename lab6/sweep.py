@@ -18,6 +18,7 @@ from timm.models.vision_transformer import VisionTransformer
 
 from lab6.evit import EViTOutput
 from lab6.flops import count_flops, temporary_keep_rate
+from lab6.i18n import tr
 from lab6.index import get_real_idx
 from lab6.metrics import block_stats, scenes_to_tensor
 from lab6.scenes import NUM_PATCHES, Scene, object_patches
@@ -84,14 +85,21 @@ class SweepResult:
         return table
 
     def format_table(self) -> str:
-        """Format the table as plain ASCII text, one line per keep rate."""
+        """Format the table as plain text, one line per keep rate.
+
+        The summary and legend lines follow the user's language; the columns are ASCII.
+        """
         header = f"{'rate':>5} {'GFLOPs':>7} {'ratio':>6} {'acc':>6} {'agree':>6}"
         header += "".join(f" {'ret@' + str(b):>7} {'rec@' + str(b):>7}" for b in self.blocks)
-        lines = [
-            f"{self.num_scenes} scenes, fusion {'on' if self.fuse else 'off'}, object share {self.object_share:.1%}, "
-            f"unpruned: {self.gflops_unpruned:.3f} GFLOPs, accuracy {self.accuracy_unpruned:.1%}",
-            header,
-        ]
+        summary = tr(
+            "sweep.summary",
+            scenes=self.num_scenes,
+            fusion=tr("metrics.fusion_on" if self.fuse else "metrics.fusion_off"),
+            share=self.object_share,
+            gflops=self.gflops_unpruned,
+            accuracy=self.accuracy_unpruned,
+        )
+        lines = [summary, tr("sweep.legend"), header]
         for row in self.rows():
             line = (
                 f"{row['keep_rate']:5.2f} {row['gflops']:7.3f} {row['gflops_ratio']:6.1%} "

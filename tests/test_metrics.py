@@ -8,7 +8,7 @@ import torch
 
 from lab6.bundled import create_scenes_vit
 from lab6.index import FUSED
-from lab6.metrics import block_stats, evaluate_scenes, scenes_to_tensor
+from lab6.metrics import SceneMetrics, block_stats, evaluate_scenes, format_metrics, scenes_to_tensor
 from lab6.scenes import Scene, make_scene
 
 
@@ -124,3 +124,36 @@ def test_scenes_to_tensor_normalises():
 def test_evaluate_rejects_empty():
     with pytest.raises(ValueError, match="at least one scene"):
         evaluate_scenes(create_scenes_vit(8), [])
+
+
+def _metrics(fuse=True):
+    return SceneMetrics(
+        schedule=(1, 1, 1, 0.7, 1, 1, 0.7, 1, 1, 0.7, 1, 1),
+        fuse=fuse,
+        num_scenes=48,
+        accuracy=1.0,
+        object_share=0.243,
+        blocks=(4, 7, 10),
+        kept_patches=(138.0, 97.8, 69.4),
+        foreground_retention=(0.278, 0.358, 0.454),
+        object_recall=(0.803, 0.736, 0.661),
+        random_recall=(0.704, 0.496, 0.351),
+    )
+
+
+def test_format_metrics_chinese(monkeypatch):
+    monkeypatch.setenv("LAB6_LANG", "zh-TW")
+    lines = format_metrics(_metrics()).splitlines()
+    assert lines[0] == "排程 0.7@4,7,10，fusion 開啟，48 張場景：準確率 100.0%，物體佔比 24.3%"
+    assert lines[1].startswith("  第  4 個 block 之後：保留 138.0 個 patch")
+    assert "object recall 80.3%（隨機挑選 70.4%）" in lines[1]
+    assert len(lines) == 4
+    assert "fusion 關閉" in format_metrics(_metrics(fuse=False))
+
+
+def test_format_metrics_english(monkeypatch):
+    monkeypatch.setenv("LAB6_LANG", "en")
+    text = format_metrics(_metrics())
+    assert text.isascii()
+    assert text.splitlines()[0] == "schedule 0.7@4,7,10, fusion on, 48 scenes: accuracy 100.0%, object share 24.3%"
+    assert "  block 10: kept  69.4 patches, retention 45.4%, recall 66.1% (random 35.1%)" in text

@@ -88,7 +88,8 @@ def test_model_settings_restored(model, scenes):
     assert model.training
 
 
-def test_table_rows(result):
+def test_table_rows(result, monkeypatch):
+    monkeypatch.setenv("LAB6_LANG", "en")
     rows = result.rows()
     assert [row["keep_rate"] for row in rows] == [0.5, 0.7, 1.0]
     assert rows[-1]["gflops_ratio"] == pytest.approx(1.0)
@@ -96,7 +97,18 @@ def test_table_rows(result):
     assert set(rows[0]) >= {"retention_b4", "recall_b10", "accuracy", "agreement"}
     text = result.format_table()
     assert text.isascii()
-    assert len(text.splitlines()) == 2 + len(rows)
+    assert len(text.splitlines()) == 3 + len(rows)
+    assert text.splitlines()[0].startswith(f"{result.num_scenes} scenes, fusion on, object share")
+
+
+def test_table_chinese(result, monkeypatch):
+    monkeypatch.setenv("LAB6_LANG", "zh-TW")
+    lines = result.format_table().splitlines()
+    assert lines[0].startswith(f"{result.num_scenes} 張場景，fusion 開啟，物體佔比")
+    assert "不剪枝：" in lines[0]
+    assert lines[1].startswith("欄位：rate = keep rate")
+    assert lines[2].split()[:5] == ["rate", "GFLOPs", "ratio", "acc", "agree"]
+    assert len(lines) == 3 + len(result.rates)
 
 
 def test_empty_scenes_rejected(model):
