@@ -21,9 +21,12 @@ from _grade_fixture import SOLUTION, SOURCE, answer_cell, make_workbook
 from lab6.checks import CheckFailed, check_num_keep
 from lab6.checks.hidden import run_hidden
 from lab6.grade.batch import find_submissions, grade_batch, student_id
+from lab6.grade.commands import progress_line
 from lab6.grade.rebuild import SubmissionError, identify_notebook, read_submission, rebuild
+from lab6.grade.report import collect_students, write_csv, write_feedback, write_written_pages
+from lab6.grade.score import Figure, ItemResult, SubmissionResult, failed_submission, section_headings
 from lab6.grade.run import Limits
-from lab6.grade.workbook import Workbook, cell_roles
+from lab6.grade.workbook import GradedItem, Workbook, cell_roles, load_workbook
 from lab6.i18n import tr
 
 CELL_SECONDS = 20
@@ -139,7 +142,7 @@ def graded_class(workbook: Workbook, tmp_path_factory: pytest.TempPathFactory) -
     _write_class(workbook, root / "submissions")
     limits = Limits(cell_seconds=CELL_SECONDS, submission_seconds=240, cpu_seconds=240, memory_mb=6144)
     output = grade_batch([root / "submissions"], workbook, root / "out" / "grades.csv", jobs=2, limits=limits)
-    with open(output.csv_path, encoding="utf-8") as handle:
+    with open(output.csv_path, encoding="utf-8-sig") as handle:
         rows = {row["student"]: row for row in csv.DictReader(handle)}
     return {"rows": rows, "output": output, "root": root, "limits": limits}
 
@@ -292,11 +295,14 @@ def read_error(path: Path) -> str:
 
 
 @pytest.mark.slow
-def test_feedback_and_written_pages(graded_class: dict) -> None:
+def test_feedback_and_written_pages(graded_class: dict, workbook: Workbook) -> None:
     output = graded_class["output"]
     feedback = (output.feedback_dir / "floatceil.md").read_text(encoding="utf-8")
     assert tr("grade.feedback.total", total="3", max_total="5") in feedback
-    assert tr("checks.passed", item="num_keep") in feedback
+    assert tr("grade.feedback.public_passed", item="num_keep") in feedback
+    assert tr("grade.feedback.hidden_failed", title=workbook.items[1].title) in feedback
+    stale = tr("checks.passed", item="num_keep").split("。")[1].split(". ")[-1]
+    assert stale not in feedback  # grading is over, so no "hidden checks follow"
     assert _hidden_detail(_float_ceil).split("。")[0] in feedback
     assert "verify_num_keep" not in feedback  # no hidden check code
     assert "(0.55, 101)" not in feedback  # no hidden inputs
@@ -315,7 +321,7 @@ def test_rerun_gives_identical_rows(graded_class: dict, workbook: Workbook, tmp_
     for name in chosen:
         shutil.copy(graded_class["root"] / "submissions" / f"{name}_{SOURCE}.ipynb", folder)
     output = grade_batch([folder], workbook, tmp_path / "grades.csv", jobs=2, limits=graded_class["limits"])
-    with open(output.csv_path, encoding="utf-8") as handle:
+    with open(output.csv_path, encoding="utf-8-sig") as handle:
         again = {row["student"]: row for row in csv.DictReader(handle)}
     for name in chosen:
         first = {key: value for key, value in graded_class["rows"][name].items() if key != "files"}
@@ -406,7 +412,7 @@ def test_cli_grades_unreadable_file(tmp_path: Path, capsys: pytest.CaptureFixtur
     (tmp_path / "subs" / f"zoe_{SOURCE}.ipynb").write_text('{"cells": [', encoding="utf-8")
     out = tmp_path / "grades.csv"
     assert main(["grade", str(tmp_path / "subs"), "--out", str(out), "--jobs", "1"]) == 0
-    with open(out, encoding="utf-8") as handle:
+    with open(out, encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
     assert [row["student"] for row in rows] == ["zoe"]
     assert rows[0]["total"] == "0"
@@ -419,3 +425,135 @@ def test_cli_rejects_empty_folder(tmp_path: Path, capsys: pytest.CaptureFixture)
 
     assert main(["grade", str(tmp_path), "--out", str(tmp_path / "g.csv")]) == 2
     assert tr("grade.cli.no_submissions", paths=str(tmp_path)) in capsys.readouterr().err
+
+
+# --- the reports, from results made here ------------------------------------------------------
+
+
+def _items(workbook: Workbook) -> list[GradedItem]:
+    return workbook.items_for(SOURCE)
+
+
+def _result(workbook: Workbook, hidden_passed: bool = False) -> SubmissionResult:
+    """A graded submission: public item passed with the kernel's message, hidden item as given."""
+    public, hidden, report = _items(workbook)
+    result = SubmissionResult(student="amy", file=f"amy_{SOURCE}.ipynb", notebook=SOURCE)
+    result.items = [
+        ItemResult(public, True, public.points, message=tr("checks.passed", item="num_keep")),
+        ItemResult(hidden, hidden_passed, hidden.points if hidden_passed else 0, reason="" if hidden_passed else "wrong on 101 tokens"),
+        ItemResult(report, False, 0),
+    ]
+    result.report_answers = {"q1": "ceil 要先**處理**浮點誤差。"}
+    result.report_prompts = {"q1": "## 報告問題 1：num_keep\n\n說明 ceil 的陷阱。"}
+    result.figures = [Figure(SOURCE, "nb2-keep-check", "2.2 要保留幾個 token", "iVBORw0KGgo=")]
+    return result
+
+
+def test_csv_starts_with_byte_order_mark(workbook: Workbook, tmp_path: Path) -> None:
+    students = collect_students([_result(workbook)], _items(workbook))
+    write_csv(tmp_path / "grades.csv", students, _items(workbook))
+    raw = (tmp_path / "grades.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbfstudent,")
+    with open(tmp_path / "grades.csv", encoding="utf-8-sig") as handle:
+        row = next(csv.DictReader(handle))
+    assert row["student"] == "amy"
+    assert row["reasons"] == "num_keep.hidden: wrong on 101 tokens"
+
+
+def test_written_page_shows_prompt_answer_figure(workbook: Workbook, tmp_path: Path) -> None:
+    students = collect_students([_result(workbook)], _items(workbook))
+    page = write_written_pages(tmp_path, students[0], _items(workbook)).read_text(encoding="utf-8")
+    assert "說明 ceil 的陷阱。" in page
+    assert page.index("說明 ceil 的陷阱。") < page.index("<strong>處理</strong>")
+    label = tr("grade.written.figure_label", notebook=SOURCE, cell_id="nb2-keep-check", heading="2.2 要保留幾個 token")
+    assert f"<figcaption>1. {label}</figcaption>" in page
+    assert 'src="data:image/png;base64,iVBORw0KGgo="' in page
+    assert tr("grade.written.empty") not in page
+
+
+def test_written_page_names_unreadable_file(workbook: Workbook, tmp_path: Path) -> None:
+    reason = tr("grade.reason.bad_json", line=1, column=12)
+    broken = failed_submission("zoe", f"/subs/zoe_{SOURCE}.ipynb", SOURCE, _items(workbook), reason)
+    record = collect_students([broken], _items(workbook))[0]
+    page = write_written_pages(tmp_path, record, _items(workbook)).read_text(encoding="utf-8")
+    file = f"zoe_{SOURCE}.ipynb"
+    assert tr("grade.written.unreadable", file=file, reason=reason) in page
+    assert tr("grade.written.unreadable_answer", file=file) in page
+    assert tr("grade.written.empty") not in page
+
+
+def test_written_page_marks_unanswered_question(workbook: Workbook, tmp_path: Path) -> None:
+    result = _result(workbook)
+    result.report_answers = {"q1": ""}
+    record = collect_students([result], _items(workbook))[0]
+    page = write_written_pages(tmp_path, record, _items(workbook)).read_text(encoding="utf-8")
+    assert tr("grade.written.empty") in page
+
+
+def test_rebuild_blanks_untouched_placeholder() -> None:
+    full = load_workbook()
+    name = "04_get_real_idx"
+    student = full.student_version(name)
+    if student is None:
+        pytest.skip("notebooks/04_get_real_idx.ipynb is missing")
+    placeholder = "（請刪掉這一行，在這裡寫下你的回答。）"
+    assert any(placeholder in cell.source for cell in student.cells)
+    rebuilt = rebuild(student, name, full)
+    assert rebuilt.report_answers == {"q1": "", "q3": ""}
+    assert rebuilt.report_prompts["q1"].startswith("## 報告問題 1：")
+    assert rebuilt.report_prompts["q3"].startswith("## 報告問題 3：")
+    for cell in student.cells:
+        if ("report", "q1") in cell_roles(cell):
+            cell.source = cell.source.replace(placeholder, "索引是相對於上一個 block 的輸出。")
+    assert rebuild(student, name, full).report_answers["q1"].endswith("索引是相對於上一個 block 的輸出。")
+
+
+def test_section_headings_follow_markdown() -> None:
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell("x = 1"),
+        nbformat.v4.new_markdown_cell("## 1. Patches\n\ntext"),
+        nbformat.v4.new_code_cell("y = 2"),
+        nbformat.v4.new_markdown_cell("plain text, no heading"),
+        nbformat.v4.new_code_cell("z = 3"),
+    ]
+    ids = [cell.id for cell in notebook.cells]
+    headings = section_headings(notebook)
+    assert headings[ids[0]] == ""
+    assert headings[ids[2]] == "1. Patches"
+    assert headings[ids[4]] == "1. Patches"
+
+
+def test_feedback_states_hidden_outcome(workbook: Workbook, tmp_path: Path) -> None:
+    stale = tr("checks.passed", item="num_keep")
+    for hidden_passed, expected in [(True, tr("grade.feedback.hidden_passed")), (False, tr("grade.feedback.hidden_failed", title=_items(workbook)[1].title))]:
+        record = collect_students([_result(workbook, hidden_passed)], _items(workbook))[0]
+        feedback = write_feedback(tmp_path, record, _items(workbook)).read_text(encoding="utf-8")
+        assert stale not in feedback
+        assert tr("grade.feedback.public_passed", item="num_keep") in feedback
+        assert expected in feedback
+
+
+def test_feedback_rows_of_broken_file_have_reason(workbook: Workbook, tmp_path: Path) -> None:
+    reason = tr("grade.reason.bad_json", line=1, column=12)
+    broken = failed_submission("zoe", f"/subs/zoe_{SOURCE}.ipynb", SOURCE, _items(workbook), reason)
+    record = collect_students([broken], _items(workbook))[0]
+    feedback = write_feedback(tmp_path, record, _items(workbook)).read_text(encoding="utf-8")
+    explained = tr("grade.feedback.file_not_graded", file=f"zoe_{SOURCE}.ipynb", reason=reason)
+    rows = [line for line in feedback.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) == 3
+    for row in rows[:2]:
+        assert row.rstrip(" |").endswith(explained)
+
+
+def test_progress_line_explains_zero_points(workbook: Workbook) -> None:
+    graded = _result(workbook)
+    graded.seconds = 1.25
+    values = {"done": 1, "count": 2, "student": "amy", "file": f"amy_{SOURCE}.ipynb"}
+    assert progress_line(1, 2, graded) == tr("grade.cli.progress", points="3", max_points="5", seconds=1.25, **values)
+    broken = failed_submission("amy", f"amy_{SOURCE}.ipynb", None, [], "bad JSON")
+    assert progress_line(1, 2, broken) == tr("grade.cli.progress_error", reason="bad JSON", **values)
+    report_only = SubmissionResult(student="amy", file=f"amy_{SOURCE}.ipynb", notebook=SOURCE, seconds=1.25)
+    report_only.items = [ItemResult(_items(workbook)[2], False, 0)]
+    assert progress_line(1, 2, report_only) == tr("grade.cli.progress_report_only", seconds=1.25, **values)
+    assert "0 / 0" not in progress_line(1, 2, report_only)

@@ -8,9 +8,9 @@ import nbformat
 import pytest
 
 from _grade_fixture import SOLUTION, SOURCE, answer_cell, make_workbook
-from lab6.grade.student_check import check_notebook, execution_problems
+from lab6.grade.student_check import check_notebook, execution_problems, question_number
 from lab6.grade.workbook import Workbook, cell_roles
-from lab6.i18n import tr
+from lab6.i18n import Lab6Error, tr
 
 pytestmark = pytest.mark.skipif(not SOLUTION.is_file(), reason="solutions/02_attentive_tokens.ipynb is missing")
 
@@ -50,9 +50,42 @@ def test_execution_problems_fresh_run() -> None:
     assert execution_problems(notebook) == [tr("check.not_run", count=1, first=2)]
 
 
-def test_missing_file_exits_nonzero(tmp_path: Path, capsys: pytest.CaptureFixture, public: Workbook) -> None:
-    assert check_notebook(tmp_path / "nope.ipynb", workbook=public) == 1
-    assert tr("check.not_found", path=tmp_path / "nope.ipynb") in capsys.readouterr().out
+def test_missing_file_raises(tmp_path: Path, public: Workbook) -> None:
+    with pytest.raises(Lab6Error) as error:
+        check_notebook(tmp_path / "nope.ipynb", workbook=public)
+    assert error.value.key == "check.not_found"
+
+
+@pytest.mark.parametrize(("lang", "expected"), [("zh-TW", "錯誤：找不到檔案 nosuch.ipynb。"), ("en", "error: File nosuch.ipynb not found.")])
+def test_cli_missing_file_exits_2(lang: str, expected: str, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lab6.cli import main
+
+    monkeypatch.setenv("LAB6_LANG", lang)
+    assert main(["check", "nosuch.ipynb"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip() == expected
+    assert captured.out == ""
+
+
+def test_cli_broken_json_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lab6.cli import main
+
+    monkeypatch.setenv("LAB6_LANG", "en")
+    path = tmp_path / "broken.ipynb"
+    path.write_text('{"cells": [', encoding="utf-8")
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: The notebook's JSON is truncated or corrupt")
+
+
+def test_question_and_cell_wording(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert question_number("q1") == "1"
+    assert question_number("extra") == "extra"
+    assert tr("check.report_empty", number=question_number("q1")) == "  ✗ 報告問題 1 還沒有作答。"
+    assert "第 2 個程式碼儲存格" in tr("check.not_run", count=1, first=2)
+    monkeypatch.setenv("LAB6_LANG", "en")
+    assert tr("check.report_empty", number=question_number("q1")) == "  ✗ Report question 1 has no answer yet."
+    assert "code cell 2" in tr("check.not_run", count=1, first=2)
 
 
 @pytest.mark.slow
@@ -72,7 +105,7 @@ def test_untouched_notebook_lists_what_is_missing(tmp_path: Path, capsys: pytest
     assert check_notebook(path, cell_seconds=60, workbook=public) == 1
     out = capsys.readouterr().out
     assert tr("check.item_failed", title=public.items[0].title, reason=tr("grade.reason.not_implemented")) in out
-    assert tr("check.report_empty", question="q1") in out
+    assert tr("check.report_empty", number="1") in out
     assert tr("check.not_run", count=3, first=1) in out
     assert tr("check.missing_summary", count=3) in out
 

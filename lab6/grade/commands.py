@@ -10,7 +10,7 @@ from pathlib import Path
 
 from lab6.i18n import tr
 
-__all__ = ["add_grade_command", "add_check_command", "run_grade", "run_check"]
+__all__ = ["add_grade_command", "add_check_command", "progress_line", "run_grade", "run_check"]
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +23,10 @@ def run_grade(args: argparse.Namespace) -> int:
 
     workbook = load_workbook(args.reference, args.student_notebooks)
     if not workbook.reference_dir.is_dir() or not workbook.notebooks:
-        print(tr("grade.cli.no_reference", path=workbook.reference_dir), file=sys.stderr)
+        print(tr("cli.error_prefix") + tr("grade.cli.no_reference", path=workbook.reference_dir), file=sys.stderr)
         return 2
     if not find_submissions(args.submissions):
-        print(tr("grade.cli.no_submissions", paths=", ".join(map(str, args.submissions))), file=sys.stderr)
+        print(tr("cli.error_prefix") + tr("grade.cli.no_submissions", paths=", ".join(map(str, args.submissions))), file=sys.stderr)
         return 2
     limits = Limits(
         cell_seconds=args.timeout_cell,
@@ -39,20 +39,7 @@ def run_grade(args: argparse.Namespace) -> int:
         os.environ["LAB6_HIDDEN_CHECKS"] = str(Path(args.hidden_checks).resolve())
 
     def progress(done: int, count: int, result) -> None:  # noqa: ANN001 - a SubmissionResult
-        max_points = sum(item.item.points for item in result.items if item.item.kind != "report")
-        print(
-            tr(
-                "grade.cli.progress",
-                done=done,
-                count=count,
-                student=result.student,
-                file=Path(result.file).name,
-                points=f"{result.total:g}",
-                max_points=f"{max_points:g}",
-                seconds=result.seconds,
-            ),
-            flush=True,
-        )
+        print(progress_line(done, count, result), flush=True)
 
     output = grade_batch(
         args.submissions,
@@ -78,13 +65,29 @@ def run_grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def progress_line(done: int, count: int, result) -> str:  # noqa: ANN001 - a SubmissionResult
+    """Return the progress line of one graded file: its points, or why it has none."""
+    values = {"done": done, "count": count, "student": result.student, "file": Path(result.file).name}
+    if result.error:
+        return tr("grade.cli.progress_error", reason=result.error, **values)
+    max_points = sum(item.item.points for item in result.items if item.item.kind != "report")
+    if max_points == 0:
+        return tr("grade.cli.progress_report_only", seconds=result.seconds, **values)
+    return tr("grade.cli.progress", points=f"{result.total:g}", max_points=f"{max_points:g}", seconds=result.seconds, **values)
+
+
 def run_check(args: argparse.Namespace) -> int:
-    """Check the student's notebooks; return 0 when nothing is missing, else 1."""
+    """Check the student's notebooks; return 0 when nothing is missing, 1 when something is, 2 for a bad file."""
     from lab6.grade.student_check import check_notebook
+    from lab6.i18n import Lab6Error
 
     status = 0
     for path in args.notebooks:
-        status = max(status, check_notebook(Path(path), cell_seconds=args.timeout_cell))
+        try:
+            status = max(status, check_notebook(Path(path), cell_seconds=args.timeout_cell))
+        except Lab6Error as error:
+            print(tr("cli.error_prefix") + str(error), file=sys.stderr)
+            status = 2
     return status
 
 

@@ -59,6 +59,9 @@ class Rebuilt:
     matched_by_tag: list[str] = field(default_factory=list)
     """Exercises whose answer cell was found by tag because its cell id differs from the reference."""
     report_answers: dict[str, str] = field(default_factory=dict)
+    """Each report question's answer; empty when the cell is missing or still holds the placeholder."""
+    report_prompts: dict[str, str] = field(default_factory=dict)
+    """Each report question's prompt: the reference's Markdown cell just before the answer cell."""
     internals: list[str] = field(default_factory=list)
     """Words from :data:`GRADING_INTERNALS` found in the answer cells."""
     kernel_name: str | None = None
@@ -172,6 +175,35 @@ def _stub_for(exercise: str, workbook: Workbook, name: str) -> str:
     return f'raise NotImplementedError("answer cell {exercise} is missing")\n'
 
 
+def _report_templates(workbook: Workbook, name: str) -> dict[str, set[str]]:
+    """Return, per report question, the lines of the student version's answer cell.
+
+    Those lines are the cell's heading and placeholder, such as
+    "（請刪掉這一行，在這裡寫下你的回答。）", so an answer made only of them is no answer.
+    """
+    student = workbook.student_version(name)
+    templates: dict[str, set[str]] = {}
+    for cell in student.cells if student is not None else []:
+        for role, exercise in cell_roles(cell):
+            if role == "report":
+                templates[exercise] = {line.strip() for line in _source(cell).splitlines()}
+    return templates
+
+
+def _answer_text(source: str, template: set[str]) -> str:
+    """Return ``source``, or "" when every non-blank line of it comes from the template."""
+    if all(line.strip() in template for line in source.splitlines() if line.strip()):
+        return ""
+    return source
+
+
+def _prompt_before(cells: list[NotebookNode], index: int) -> str:
+    """Return the Markdown cell just before ``cells[index]`` when it has no lab6 role, else ""."""
+    if index > 0 and cells[index - 1].cell_type == "markdown" and not cell_roles(cells[index - 1]):
+        return _source(cells[index - 1]).strip()
+    return ""
+
+
 def rebuild(submission: NotebookNode, name: str, workbook: Workbook) -> Rebuilt:
     """Place the submission's answers into a fresh copy of reference notebook ``name``.
 
@@ -188,8 +220,9 @@ def rebuild(submission: NotebookNode, name: str, workbook: Workbook) -> Rebuilt:
     if version != reference.get("metadata", {}).get("lab6", {}).get("workbook_version"):
         result.workbook_version = version if version is not None else "?"
 
+    templates = _report_templates(workbook, name)
     cells: list[NotebookNode] = []
-    for cell in reference.cells:
+    for index, cell in enumerate(reference.cells):
         roles = cell_roles(cell)
         for role, exercise in roles:
             if role == "answer":
@@ -207,7 +240,9 @@ def rebuild(submission: NotebookNode, name: str, workbook: Workbook) -> Rebuilt:
                 cell.execution_count = None
             elif role == "report":
                 found, _ = _find(cell, role, exercise, by_id, by_tag)
-                result.report_answers[exercise] = _source(found) if found is not None else ""
+                answer = _source(found) if found is not None else ""
+                result.report_answers[exercise] = _answer_text(answer, templates.get(exercise, set()))
+                result.report_prompts[exercise] = _prompt_before(reference.cells, index)
         if cell.cell_type == "code" and cell.get("outputs") and cell.get("execution_count") is None:
             # nbval fails a cell whose stored outputs lack an execution count ("Unrun reference
             # cell has outputs"); a generated student notebook may store them that way.

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab6.grade.score import ItemResult, SubmissionResult
+from lab6.grade.score import Figure, ItemResult, SubmissionResult
 from lab6.grade.workbook import GradedItem
 from lab6.i18n import tr
 
@@ -65,7 +65,8 @@ def write_csv(path: Path, students: list[StudentRecord], items: list[GradedItem]
     header += ["reasons", "notes", "files"]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8", newline="") as handle:
+    # The byte order mark makes Excel on Windows read the file as UTF-8, so the zh-TW reasons show.
+    with open(path, "w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(header)
         for record in students:
@@ -100,6 +101,46 @@ def _cell(text: str) -> str:
     return " ".join(text.replace("|", "\\|").split())
 
 
+def _file_errors(record: StudentRecord) -> dict[str, str]:
+    """Map each notebook whose submitted file could not be graded to a message naming the file and why."""
+    graded = {s.notebook for s in record.submissions if not s.error}
+    return {
+        s.notebook: tr("grade.feedback.file_not_graded", file=Path(s.file).name, reason=s.error)
+        for s in record.submissions
+        if s.error and s.notebook and s.notebook not in graded
+    }
+
+
+def _check_passed_pattern() -> re.Pattern[str]:
+    """Match the kernel check's "public check passed" line in either language.
+
+    That line also says that grading runs hidden checks, which is stale once grading is done.
+    """
+    from lab6.messages import MESSAGES
+
+    forms = []
+    for catalogue in MESSAGES.values():
+        before, _, after = catalogue["checks.passed"].partition("{item}")
+        forms.append(re.escape(before) + ".+?" + re.escape(after))
+    return re.compile("^(?:" + "|".join(forms) + ")$")
+
+
+def _public_detail(item: GradedItem, message: str, record: StudentRecord, items: list[GradedItem]) -> str:
+    """Return a passed public item's message with the kernel's "hidden checks follow" line replaced by their outcome."""
+    pattern = _check_passed_pattern()
+    lines = [line for line in message.splitlines() if not pattern.match(line.strip())]
+    if len(lines) == len(message.splitlines()):
+        return message
+    lines.insert(0, tr("grade.feedback.public_passed", item=item.exercise))
+    hidden = [other for other in items if other.kind == "hidden" and other.notebook == item.notebook and other.exercise == item.exercise]
+    for other in hidden:
+        if record.results[other.id].passed:
+            lines.append(tr("grade.feedback.hidden_passed"))
+        else:
+            lines.append(tr("grade.feedback.hidden_failed", title=other.title))
+    return " ".join(lines)
+
+
 def write_feedback(folder: Path, record: StudentRecord, items: list[GradedItem]) -> Path:
     """Write ``<student>.md``: every item's result and message, in the current language."""
     scored = [item for item in items if item.kind != "report"]
@@ -109,6 +150,7 @@ def write_feedback(folder: Path, record: StudentRecord, items: list[GradedItem])
     for submission in record.submissions:
         if submission.error:
             lines += [tr("grade.feedback.file_error", file=Path(submission.file).name, reason=submission.error), ""]
+    file_errors = _file_errors(record)
     for notebook in _dedupe([item.notebook for item in items]):
         lines += [tr("grade.feedback.notebook", notebook=notebook), "", tr("grade.feedback.header")]
         for item in items:
@@ -120,7 +162,11 @@ def write_feedback(folder: Path, record: StudentRecord, items: list[GradedItem])
             else:
                 status = tr("grade.feedback.passed") if result.passed else tr("grade.feedback.failed")
                 detail = result.message if result.passed else result.reason
+                if result.passed and item.kind == "public":
+                    detail = _public_detail(item, detail, record, items)
                 shown = f"{_points(result.points)} / {_points(item.points)}"
+            if not result.passed and not detail and item.notebook in file_errors:
+                detail = file_errors[item.notebook]
             lines.append(f"| {_cell(item.title)} | {shown} | {status} | {_cell(detail)} |")
         lines.append("")
     if record.notes:
@@ -145,6 +191,7 @@ _PAGE = """<!DOCTYPE html>
 <html lang="{lang}"><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto;line-height:1.5}}
 section{{border-top:1px solid #ccc;margin-top:1.5em}}img{{max-width:100%;border:1px solid #eee;margin:.5em 0}}
+.prompt{{background:#f6f6f6;padding:.2em 1em;border-left:4px solid #bbb}}figcaption{{color:#555;font-size:90%}}
 .empty{{color:#a00}}</style></head><body>
 <h1>{title}</h1>
 {body}
@@ -152,25 +199,67 @@ section{{border-top:1px solid #ccc;margin-top:1.5em}}img{{max-width:100%;border:
 """
 
 
+def _empty(text: str) -> str:
+    return f'<p class="empty">{html.escape(text)}</p>'
+
+
+def _figure_html(figure: Figure, number: int) -> str:
+    if figure.heading:
+        label = tr("grade.written.figure_label", notebook=figure.notebook, cell_id=figure.cell_id, heading=figure.heading)
+    else:
+        label = tr("grade.written.figure_label_no_heading", notebook=figure.notebook, cell_id=figure.cell_id)
+    return (
+        f'<figure><img alt="figure {number}" src="data:image/png;base64,{figure.png.strip()}">'
+        f"<figcaption>{number}. {html.escape(label)}</figcaption></figure>"
+    )
+
+
+def _answer_html(item: GradedItem, record: StudentRecord, answers: dict[str, str], unreadable: dict[str, str]) -> str:
+    """Return the HTML of one report answer, or of why there is none."""
+    if item.notebook in unreadable:
+        return _empty(tr("grade.written.unreadable_answer", file=unreadable[item.notebook]))
+    if item.notebook in record.missing_notebooks:
+        return _empty(tr("grade.written.not_submitted", notebook=item.notebook))
+    text = answers.get(item.exercise, "").strip()
+    return _markdown_to_html(text) if text else _empty(tr("grade.written.empty"))
+
+
 def write_written_pages(folder: Path, record: StudentRecord, items: list[GradedItem]) -> Path:
-    """Write ``<student>.html`` with the report answers and the figures, images embedded as PNG."""
+    """Write ``<student>.html``: each report question's prompt and answer, then the figures, embedded as PNG.
+
+    A file that could not be read is named with its reason at the top, and its questions
+    point there instead of showing "no answer".
+    """
     from lab6.i18n import language
 
     answers: dict[str, str] = {}
-    figures: list[str] = []
-    for submission in record.submissions:
-        answers.update(submission.report_answers)
-        figures.extend(submission.figures)
+    prompts: dict[str, str] = {}
+    figures: list[Figure] = []
     parts = []
+    graded = {s.notebook for s in record.submissions if not s.error}
+    unreadable: dict[str, str] = {}
+    for submission in record.submissions:
+        if submission.error:
+            name = Path(submission.file).name
+            parts.append(_empty(tr("grade.written.unreadable", file=name, reason=submission.error)))
+            if submission.notebook and submission.notebook not in graded:
+                unreadable[submission.notebook] = name
+        answers.update(submission.report_answers)
+        prompts.update(submission.report_prompts)
+        figures.extend(submission.figures)
     for item in items:
         if item.kind != "report":
             continue
-        text = answers.get(item.exercise, "").strip()
-        body = _markdown_to_html(text) if text else f'<p class="empty">{html.escape(tr("grade.written.empty"))}</p>'
-        parts.append(f"<section><h2>{html.escape(item.title)}</h2>\n{body}</section>")
+        section = [f"<section><h2>{html.escape(item.title)}</h2>"]
+        prompt = prompts.get(item.exercise, "")
+        if prompt:
+            section.append(f'<div class="prompt"><h3>{html.escape(tr("grade.written.prompt"))}</h3>\n{_markdown_to_html(prompt)}</div>')
+            section.append(f"<h3>{html.escape(tr('grade.written.answer'))}</h3>")
+        section.append(_answer_html(item, record, answers, unreadable))
+        parts.append("\n".join(section) + "</section>")
     parts.append(f"<section><h2>{html.escape(tr('grade.written.figures'))}</h2>")
     if figures:
-        parts += [f'<img alt="figure {index + 1}" src="data:image/png;base64,{data.strip()}">' for index, data in enumerate(figures)]
+        parts += [_figure_html(figure, number) for number, figure in enumerate(figures, start=1)]
     else:
         parts.append(f"<p>{html.escape(tr('grade.written.no_figures'))}</p>")
     parts.append("</section>")

@@ -18,7 +18,7 @@ from lab6.grade.trusted import TrustedOutcome
 from lab6.grade.workbook import GradedItem, cell_roles
 from lab6.i18n import tr
 
-__all__ = ["ItemResult", "SubmissionResult", "score_run", "failed_submission"]
+__all__ = ["Figure", "ItemResult", "SubmissionResult", "score_run", "failed_submission", "section_headings"]
 
 _NAME_ERROR = re.compile(r"name '([^']+)' is not defined")
 _MAX_CELL_NOTES = 3
@@ -37,6 +37,18 @@ class ItemResult:
     """Output of the check (public or hidden) when it passed, for the feedback file."""
 
 
+@dataclass(frozen=True)
+class Figure:
+    """One PNG image a cell produced while grading, and where that cell is."""
+
+    notebook: str
+    cell_id: str
+    heading: str
+    """Title of the Markdown section the cell sits in, "" when no heading comes before it."""
+    png: str
+    """The image, base64-encoded."""
+
+
 @dataclass
 class SubmissionResult:
     """Everything the reports need about one graded file."""
@@ -49,8 +61,10 @@ class SubmissionResult:
     error: str | None = None
     """Reason the whole file could not be graded, or None."""
     report_answers: dict[str, str] = field(default_factory=dict)
-    figures: list[str] = field(default_factory=list)
-    """PNG images (base64) produced while grading, in cell order."""
+    report_prompts: dict[str, str] = field(default_factory=dict)
+    """Each report question's prompt from the reference notebook, "" when it has none."""
+    figures: list[Figure] = field(default_factory=list)
+    """Images produced while grading, in cell order."""
     seconds: float = 0.0
 
     @property
@@ -140,11 +154,14 @@ def score_run(
     by_role: dict[tuple[str, str], dict[str, Any]] = {}
     result = SubmissionResult(student=student, file=file, notebook=rebuilt.name, seconds=run.seconds)
     cell_notes = 0
+    headings = section_headings(rebuilt.notebook)
     for record in run.cells:
         roles = cell_roles({"metadata": {"tags": record.get("tags", [])}})
         for role in roles:
             by_role.setdefault(role, record)
-        result.figures.extend(record.get("images", []))
+        cell_id = str(record.get("id") or "?")
+        for png in record.get("images", []):
+            result.figures.append(Figure(rebuilt.name, cell_id, headings.get(cell_id, ""), png))
         if not roles and record["status"] == "error" and cell_notes < _MAX_CELL_NOTES:
             cell_notes += 1
             result.notes.append(tr("grade.note.cell_error", index=record["index"] + 1, ename=record.get("ename", "")))
@@ -189,7 +206,26 @@ def score_run(
     if run.timed_out:
         result.notes.append(tr("grade.note.submission_timeout", seconds=f"{limits.submission_seconds:g}"))
     result.report_answers = dict(rebuilt.report_answers)
+    result.report_prompts = dict(rebuilt.report_prompts)
     return result
+
+
+_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.M)
+
+
+def section_headings(notebook: Any) -> dict[str, str]:
+    """Map each cell id to the last Markdown heading at or before that cell ("" before the first)."""
+    headings: dict[str, str] = {}
+    current = ""
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            source = cell.get("source", "")
+            found = _HEADING.findall("".join(source) if isinstance(source, list) else str(source))
+            if found:
+                current = found[-1]
+        if cell.get("id"):
+            headings[str(cell.get("id"))] = current
+    return headings
 
 
 def _trusted_reason(outcome: TrustedOutcome | None) -> str | None:

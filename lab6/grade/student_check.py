@@ -17,7 +17,7 @@ from lab6.grade.rebuild import SubmissionError, identify_notebook, read_submissi
 from lab6.grade.run import Limits, run_notebook
 from lab6.grade.score import score_run
 from lab6.grade.workbook import REPO_ROOT, Workbook, cell_roles, load_workbook
-from lab6.i18n import tr
+from lab6.i18n import Lab6Error, language, tr
 
 __all__ = ["check_notebook", "execution_problems", "public_workbook"]
 
@@ -65,21 +65,27 @@ def _extra_code_cells(submission: NotebookNode, reference: NotebookNode) -> int:
     return sum(1 for cell in _code_cells(submission) if cell.get("id") not in known and not cell_roles(cell))
 
 
+def question_number(question: str) -> str:
+    """Return the number students see for a report question id: ``"q1"`` gives ``"1"``."""
+    return question[1:] if question[:1] == "q" and question[1:].isdigit() else question
+
+
 def check_notebook(path: Path, cell_seconds: float = 120.0, workbook: Workbook | None = None) -> int:
-    """Check one notebook, print a summary in the user's language, and return 0 or 1 (something missing)."""
+    """Check one notebook, print a summary in the user's language, and return 0 or 1 (something missing).
+
+    Raises :class:`~lab6.i18n.Lab6Error` when the file is missing, cannot be read, or is not
+    one of the course's notebooks.
+    """
     workbook = workbook or public_workbook()
     if not path.is_file():
-        print(tr("check.not_found", path=path))
-        return 1
+        raise Lab6Error("check.not_found", path=path)
     try:
         submission = read_submission(path)
     except SubmissionError as error:
-        print(tr(error.key, **error.values))
-        return 1
+        raise Lab6Error(error.key, **error.values) from None
     name = identify_notebook(submission, path.name, workbook)
     if name is None:
-        print(tr("check.unknown_notebook", file=path.name))
-        return 1
+        raise Lab6Error("check.unknown_notebook", file=path.name)
     print(tr("check.header", file=path, notebook=name))
 
     rebuilt = rebuild(submission, name, workbook)
@@ -92,14 +98,16 @@ def check_notebook(path: Path, cell_seconds: float = 120.0, workbook: Workbook |
         problems.append(tr("check.answer_missing", exercise=exercise, title=titles.get(exercise, exercise)))
     warnings += [tr("check.by_tag", exercise=exercise) for exercise in rebuilt.matched_by_tag]
     for question in _unanswered_reports(submission, rebuilt.report_answers, reference):
-        problems.append(tr("check.report_empty", question=question))
+        problems.append(tr("check.report_empty", number=question_number(question)))
     problems += execution_problems(submission)
     extra = _extra_code_cells(submission, reference)
     if extra:
         warnings.append(tr("check.extra_cells", count=extra))
 
     limits = Limits(cell_seconds=cell_seconds, submission_seconds=max(600.0, cell_seconds * 5), cpu_seconds=3600)
-    run = run_notebook(rebuilt.notebook, limits)
+    # The kernel prints the checks' messages, so it runs in the student's language. The graders
+    # keep zh-TW there because the reference outputs that nbval compares were saved in zh-TW.
+    run = run_notebook(rebuilt.notebook, limits, env={"LAB6_LANG": language()})
     result = score_run("-", str(path), rebuilt, run, items, limits, trusted=None)
     lines = []
     for item_result in result.items:
