@@ -264,6 +264,7 @@ class ExplorerPanel:
                 widgets.HBox([self.image_choice, self.upload]),
                 self.fuse_toggle,
                 widgets.HBox([self.lab_button, self.no_pruning_button, self.schedule_text]),
+                widgets.HTML(f"<small>{tr('explorer.schedule_help')}</small>"),
                 widgets.HTML(f"<small>{tr('explorer.rates')}</small>"),
                 widgets.HBox(self.rate_sliders),
                 self.message,

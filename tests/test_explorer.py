@@ -80,7 +80,7 @@ def test_shown_text_matches_state(panel):
     assert f"{state.gflops_unpruned:.3f}" in panel.gflops_label.value
     assert f"{state.gflops / state.gflops_unpruned:.1%}" in panel.gflops_label.value
     assert panel.top5_table.value.count("<tr>") == 5
-    assert "第 4 層之後：138 個 patch + fused token" in panel.panel_captions[1].value
+    assert "第 4 個 block 之後：138 個 patch + fused token" in panel.panel_captions[1].value
 
 
 def test_panels_match_figure_renderer(panel, model, scenes):
@@ -112,7 +112,7 @@ def test_slider_changes_tokens_gflops_and_image(panel, model):
     assert state.gflops < before_gflops
     assert panel.panel_images[1].value != before_image
     assert state.kept_patches[0] == num_kept(0.5, 197) == 98
-    assert "第 4 層之後：98 個 patch + fused token" in panel.panel_captions[1].value
+    assert "第 4 個 block 之後：98 個 patch + fused token" in panel.panel_captions[1].value
     assert panel.schedule_text.value == "1,1,1,0.5,1,1,0.7,1,1,0.7,1,1"
 
 
@@ -122,7 +122,7 @@ def test_moving_pruning_block(panel):
     assert panel.state.schedule[1] == 0.7
     assert panel.state.token_counts[1] == 140
     assert panel.state.token_counts[3] == 140
-    assert "第 2 層之後" in panel.panel_captions[1].value
+    assert "第 2 個 block 之後" in panel.panel_captions[1].value
     assert panel.schedule_text.value == "0.7@2,7,10"
 
 
@@ -355,3 +355,20 @@ def test_missing_image_argument(model, scenes, lang):
     lang("en")
     with pytest.raises(ImageError, match="no-such-file.png"):
         explorer_module.explore(model, scenes=scenes, image="no-such-file.png")
+
+
+def _all_html(widget) -> str:
+    """Return the text of every HTML widget inside ``widget``, depth first."""
+    import ipywidgets as widgets
+
+    text = widget.value if isinstance(widget, widgets.HTML) else ""
+    for child in getattr(widget, "children", ()):
+        text += "\n" + _all_html(child)
+    return text
+
+
+def test_schedule_help_explains_single_rate(panel):
+    text = _all_html(panel.widget)
+    assert "只寫一個數字（例如 0.9）表示第 4、7、10 個 block 都用這個 keep rate" in text
+    assert "0.9" in panel.schedule_text.placeholder
+    assert panel.lab_button.description == "lab 排程（0.7@4,7,10）"

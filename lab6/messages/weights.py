@@ -18,7 +18,7 @@ ZH_TW = {
     "device.cuda_missing": "要求使用裝置 {value!r}，但這台電腦的 PyTorch 找不到 CUDA GPU。請改用 --device cpu 或 auto，或把 {env} 設成 cpu 或 auto。",
     "device.cuda_index": "要求使用裝置 {value!r}，但這台電腦只有 {count} 個 CUDA GPU（編號從 0 開始）。請修改 --device 或 {env}。",
     "device.mps_missing": "要求使用裝置 {value!r}，但這台電腦的 PyTorch 無法使用 Apple MPS。請改用 --device cpu 或 auto，或把 {env} 設成 cpu 或 auto。",
-    "weights.describe_bundled": "內建模型（於程序產生的場景上訓練，{classes} 個類別），權重檔：{location}",
+    "weights.describe_bundled": "內建模型（於程式產生的場景上訓練，{classes} 個類別），權重檔：{location}",
     "weights.describe_timm": "{architecture}，timm 預訓練權重（{classes} 個類別），來源：{location}",
     "weights.describe_checkpoint": "{architecture}，權重來自檢查點檔案 {location}（{classes} 個類別）",
     "weights.unknown_model": "timm 沒有名為 {name!r} 的模型。相近的名稱：{suggestions}。不需要網路的內建模型請用 `--model bundled`。",
