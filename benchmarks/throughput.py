@@ -9,9 +9,10 @@ Run from the repository root::
 
     python benchmarks/throughput.py --batch 32 --device cpu
 
-Each variant gets ``--warmup`` untimed forward passes, then ``--runs`` timed runs of
-``--iters`` forward passes each, under ``torch.inference_mode``. The printed throughput is
-the median over the timed runs.
+Each variant gets ``--warmup`` untimed forward passes. Then ``--runs`` rounds each time
+every variant once for ``--iters`` forward passes, under ``torch.inference_mode``. The
+printed throughput is a variant's median over the rounds, and its ratio the median of its
+per-round ratios to plain timm, so load changes during the run cancel out.
 """
 
 from __future__ import annotations
@@ -65,24 +66,30 @@ def analytic_macs(model: VisionTransformer, schedule: Optional[tuple[float, ...]
     return macs + channels * model.num_classes  # head on the CLS token
 
 
-def measure(model: torch.nn.Module, images: torch.Tensor, args: argparse.Namespace) -> float:
-    """Return the median images per second of ``model`` on ``images`` over ``args.runs`` runs."""
+def measure(models: list[torch.nn.Module], images: torch.Tensor, args: argparse.Namespace) -> list[list[float]]:
+    """Return images per second of each model in each of ``args.runs`` rounds.
+
+    Every round times each model once, one after another, so a change in machine load
+    during the benchmark affects all variants of a round alike and their ratios stay fair.
+    """
     device = images.device
     autocast = (
         torch.autocast(device_type=device.type, dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext()
     )
-    rates = []
+    rates: list[list[float]] = [[] for _ in models]
     with torch.inference_mode(), autocast:
-        for _ in range(args.warmup):
-            model(images)
-        for _ in range(args.runs):
-            synchronize(device)
-            start = time.perf_counter()
-            for _ in range(args.iters):
+        for model in models:
+            for _ in range(args.warmup):
                 model(images)
-            synchronize(device)
-            rates.append(images.shape[0] * args.iters / (time.perf_counter() - start))
-    return statistics.median(rates)
+        for _ in range(args.runs):
+            for model, model_rates in zip(models, rates):
+                synchronize(device)
+                start = time.perf_counter()
+                for _ in range(args.iters):
+                    model(images)
+                synchronize(device)
+                model_rates.append(images.shape[0] * args.iters / (time.perf_counter() - start))
+    return rates
 
 
 def synchronize(device: torch.device) -> None:
@@ -129,25 +136,24 @@ def main(argv: Optional[list[str]] = None) -> None:
         f"{'bfloat16 autocast' if args.bf16 else 'float32'}, {torch.get_num_threads()} CPU threads, "
         f"torch {torch.__version__}, timm {timm.__version__}"
     )
-    print(f"median of {args.runs} timed runs of {args.iters} forward passes, after {args.warmup} warm-up passes")
+    print(f"median of {args.runs} interleaved rounds of {args.iters} forward passes, after {args.warmup} warm-up passes")
     print()
     header = f"{'variant':<28} {'images/s':>9} {'vs timm':>8} {'GMACs':>7} {'vs timm':>8} {'GMACs*':>7} {'vs timm':>8}"
     print(header)
     print("-" * len(header))
 
     images = torch.randn(args.batch, 3, *plain.patch_embed.img_size, device=device)
-    base_speed = base_macs = base_counted = None
-    for name, model, schedule, fuse in variants:
-        # count_flops wraps a plain model with EViT, so plain timm is counted on a copy.
-        counted = count_flops(model if schedule is not None else copy.deepcopy(model)) / 2
-        macs = analytic_macs(model, schedule, fuse)
-        speed = measure(model.to(device), images, args)
-        model.cpu()
-        if base_speed is None:
-            base_speed, base_macs, base_counted = speed, macs, counted
+    # count_flops wraps a plain model with EViT, so plain timm is counted on a copy.
+    counted = [count_flops(model if schedule is not None else copy.deepcopy(model)) / 2 for _, model, schedule, _ in variants]
+    macs = [analytic_macs(model, schedule, fuse) for _, model, schedule, fuse in variants]
+    rates = measure([model.to(device) for _, model, _, _ in variants], images, args)
+    for index, (name, _, _, _) in enumerate(variants):
+        speed = statistics.median(rates[index])
+        # The ratio is the median of per-round ratios, each taken against timm in the same round.
+        ratio = statistics.median(r / base for r, base in zip(rates[index], rates[0]))
         print(
-            f"{name:<28} {speed:>9.1f} {speed / base_speed:>8.3f} {macs / 1e9:>7.3f} {macs / base_macs:>8.3f} "
-            f"{counted / 1e9:>7.3f} {counted / base_counted:>8.3f}"
+            f"{name:<28} {speed:>9.1f} {ratio:>8.3f} {macs[index] / 1e9:>7.3f} {macs[index] / macs[0]:>8.3f} "
+            f"{counted[index] / 1e9:>7.3f} {counted[index] / counted[0]:>8.3f}"
         )
     print()
     print("GMACs: analytic formula (benchmarks/throughput.py, analytic_macs).")
