@@ -255,7 +255,8 @@ def test_real_idx_tensor_instead_of_list(lang):
     exc = failure(check_get_real_idx, stacked)
     assert exc.key == "checks.real_idx.not_list"
     assert "Tensor" in str(exc)
-    assert "長度 -" not in str(exc) and "length -" not in str(exc)
+    assert "長度 -" not in str(exc)
+    assert "length -" not in str(exc)
 
 
 def test_real_idx_hidden_catches_batch_mixup():

@@ -233,3 +233,86 @@ def test_untouched_student_fails_at_todos(stem, monkeypatch):
             assert errors[cell.id]["ename"] == "CheckFailed"
             assert "還沒有完成" in errors[cell.id]["evalue"]
             assert errors[cell.id]["traceback"] == [errors[cell.id]["evalue"]] or len(errors[cell.id]["traceback"]) == 1
+
+
+def _cell(path: Path, cell_id: str):
+    (cell,) = [c for c in read(path).cells if c.get("id") == cell_id]
+    return cell
+
+
+def _pad_zero_real_idx(idxs, fuse):
+    """EViT's original lookup: the fused slot is padded with patch 0."""
+    import torch
+
+    real = [idxs[0].clone()]
+    for idx in idxs[1:]:
+        previous = real[-1]
+        if fuse:
+            previous = torch.cat([previous, torch.zeros_like(previous[:, :1])], dim=1)
+        real.append(previous.gather(1, idx))
+    return real
+
+
+def _demo_lines(get_real_idx) -> list[str]:
+    """Run notebook 4's comparison under the get_real_idx TODO on a case where fused tokens are kept."""
+    import contextlib
+    import io
+    from types import SimpleNamespace
+
+    import torch
+
+    from lab6.index import FUSED, patch_owner
+
+    source = _cell(SOLUTIONS / "04_get_real_idx.ipynb", "nb4-answer").source
+    demo = source.split(generator.END, 1)[1]
+    g = torch.Generator().manual_seed(0)
+    first = (torch.randperm(195, generator=g) + 1)[:138]  # patch 0 is dropped, so it lives in the fused token
+    second = torch.cat([torch.tensor([138]), torch.randperm(138, generator=g)[:97]])  # keeps the fused token
+    third = torch.cat([torch.tensor([98]), torch.randperm(98, generator=g)[:69]])  # keeps it again
+    idxs = [first[None], second[None], third[None]]
+    out = SimpleNamespace(records=[SimpleNamespace(block=b) for b in (3, 6, 9)])
+    namespace = {"torch": torch, "FUSED": FUSED, "patch_owner": patch_owner, "idxs": idxs, "out": out}
+    namespace["get_real_idx"] = get_real_idx
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(demo, namespace)
+    return printed.getvalue().splitlines()
+
+
+def test_get_real_idx_demo_accepts_right_answer():
+    from lab6.index import get_real_idx
+
+    lines = _demo_lines(get_real_idx)
+    assert len(lines) == 3
+    assert all("一致：True" in line for line in lines)
+    assert lines[1].endswith("保留的 fused token：1 個")
+    assert lines[2].endswith("保留的 fused token：2 個")  # the older fused token is kept again
+
+
+def test_get_real_idx_demo_rejects_pad_zero():
+    lines = _demo_lines(_pad_zero_real_idx)
+    assert "一致：True" in lines[0]  # the first block has no fused token yet
+    assert "一致：False" in lines[1]
+    assert "一致：False" in lines[2]
+
+
+def test_num_keep_hint_leaves_fix_to_student():
+    for stem, cell_id in (("02_attentive_tokens", "nb2-keep-answer"), ("03_pruning_schedule", "nb3-counts-answer")):
+        assert "Fraction" not in _cell(STUDENT / f"{stem}.ipynb", cell_id).source
+    task = _cell(STUDENT / "02_attentive_tokens.ipynb", "nb2-keep-task").source
+    assert "Fraction" not in task
+    assert "`0.55 * 100` 在 Python 裡等於多少？" in task
+
+
+def test_visualization_prints_chinese():
+    notebook = SOLUTIONS / "05_visualization.ipynb"
+
+    def text(cell_id):
+        return "".join(output.get("text", "") for output in _cell(notebook, cell_id).outputs)
+
+    assert "條紋 (stripes)、棋盤格 (checker)" in text("nb5-model")
+    assert "正確類別：條紋 (stripes)，預測：條紋 (stripes)" in text("nb5-figures")
+    metrics = text("nb5-metrics")
+    assert metrics.startswith("排程 0.7@4,7,10，fusion 開啟，48 張場景：")
+    assert "第  4 個 block 之後：保留 138.0 個 patch" in metrics
+    assert "scenes" not in metrics and "block  4:" not in metrics
