@@ -526,7 +526,11 @@ def test_section_headings_follow_markdown() -> None:
 
 def test_feedback_states_hidden_outcome(workbook: Workbook, tmp_path: Path) -> None:
     stale = tr("checks.passed", item="num_keep")
-    for hidden_passed, expected in [(True, tr("grade.feedback.hidden_passed")), (False, tr("grade.feedback.hidden_failed", title=_items(workbook)[1].title))]:
+    outcomes = [
+        (True, tr("grade.feedback.hidden_passed")),
+        (False, tr("grade.feedback.hidden_failed", title=_items(workbook)[1].title)),
+    ]
+    for hidden_passed, expected in outcomes:
         record = collect_students([_result(workbook, hidden_passed)], _items(workbook))[0]
         feedback = write_feedback(tmp_path, record, _items(workbook)).read_text(encoding="utf-8")
         assert stale not in feedback

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from _grade_fixture import SOLUTION, SOURCE, answer_cell, make_workbook
+from lab6.checks.items import ITEMS_BY_ID
 from lab6.grade.student_check import check_notebook, execution_problems, question_number
 from lab6.grade.workbook import Workbook, cell_roles
 from lab6.i18n import Lab6Error, tr
@@ -121,3 +124,17 @@ def test_out_of_order_run_is_reported(tmp_path: Path, capsys: pytest.CaptureFixt
     assert tr("check.out_of_order", index=2, count=3) in out
     assert tr("check.extra_cells", count=1) in out
     assert tr("check.missing_summary", count=1) in out
+
+
+@pytest.mark.slow
+def test_untouched_notebook_in_english(tmp_path: Path, capsys: pytest.CaptureFixture, public: Workbook, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAB6_LANG", "en")
+    titles = {item.id: item.title_en for item in ITEMS_BY_ID.values()}
+    english = Workbook(public.reference_dir, public.student_dir, [replace(item, title=titles[item.id]) for item in public.items])
+    path = tmp_path / f"{SOURCE}.ipynb"
+    nbformat.write(english.reference(SOURCE), str(path))
+    assert check_notebook(path, cell_seconds=60, workbook=english) == 1
+    out = capsys.readouterr().out
+    assert tr("check.item_failed", title=titles["num_keep"], reason=tr("grade.reason.not_implemented")) in out
+    assert tr("check.report_empty", number="1") in out
+    assert re.findall(r"[\u3000-\u9fff\uff00-\uffef]", out) == []

@@ -59,7 +59,7 @@ class Rebuilt:
     matched_by_tag: list[str] = field(default_factory=list)
     """Exercises whose answer cell was found by tag because its cell id differs from the reference."""
     report_answers: dict[str, str] = field(default_factory=dict)
-    """Each report question's answer; empty when the cell is missing or still holds the placeholder."""
+    """Each report question's answer; empty when the cell is missing or still contains the placeholder."""
     report_prompts: dict[str, str] = field(default_factory=dict)
     """Each report question's prompt: the reference's Markdown cell just before the answer cell."""
     internals: list[str] = field(default_factory=list)

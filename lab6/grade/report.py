@@ -114,7 +114,7 @@ def _file_errors(record: StudentRecord) -> dict[str, str]:
 def _check_passed_pattern() -> re.Pattern[str]:
     """Match the kernel check's "public check passed" line in either language.
 
-    That line also says that grading runs hidden checks, which is stale once grading is done.
+    That line also states that grading runs hidden checks, which is stale once grading is done.
     """
     from lab6.messages import MESSAGES
 
@@ -151,6 +151,7 @@ def write_feedback(folder: Path, record: StudentRecord, items: list[GradedItem])
         if submission.error:
             lines += [tr("grade.feedback.file_error", file=Path(submission.file).name, reason=submission.error), ""]
     file_errors = _file_errors(record)
+
     for notebook in _dedupe([item.notebook for item in items]):
         lines += [tr("grade.feedback.notebook", notebook=notebook), "", tr("grade.feedback.header")]
         for item in items:
@@ -169,6 +170,7 @@ def write_feedback(folder: Path, record: StudentRecord, items: list[GradedItem])
                 detail = file_errors[item.notebook]
             lines.append(f"| {_cell(item.title)} | {shown} | {status} | {_cell(detail)} |")
         lines.append("")
+
     if record.notes:
         lines += [tr("grade.feedback.notes"), ""] + [f"- {note}" for note in _dedupe(record.notes)] + [""]
     folder = Path(folder)
