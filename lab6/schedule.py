@@ -186,7 +186,7 @@ def format_schedule(schedule: Sequence[float]) -> str:
     blocks = pruning_blocks(schedule)
     rates = {schedule[i] for i in blocks}
     if not blocks:
-        return "1 (no pruning)"
+        return "1"  # every rate 1: nothing is pruned
     if len(rates) == 1:
         return f"{rates.pop():g}@" + ",".join(str(i + 1) for i in blocks)
     return ",".join(f"{r:g}" for r in schedule)

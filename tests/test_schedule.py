@@ -246,7 +246,7 @@ def test_token_counts_skip_block_that_drops_nothing():
 
 def test_format_schedule():
     assert format_schedule(LAB_SCHEDULE) == "0.7@4,7,10"
-    assert format_schedule(NO_PRUNING) == "1 (no pruning)"
+    assert format_schedule(NO_PRUNING) == "1"
     mixed = (1, 0.9, 1, 0.5) + (1,) * 8
     assert format_schedule(mixed) == "1,0.9,1,0.5,1,1,1,1,1,1,1,1"
     assert parse_keep_rate(format_schedule(mixed)) == tuple(float(r) for r in mixed)
