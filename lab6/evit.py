@@ -45,7 +45,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class PruneRecord:
-    """What one pruning block did, for a batch of B images.
+    """Record of one pruning block's work on a batch of B images.
 
     Indices are positions among the block's *input* non-CLS tokens (0 is the token right
     after CLS), so a deeper block's indices are relative to the previous block's output.
@@ -172,7 +172,7 @@ class EViTBlock(Block):
         x = torch.cat(parts, dim=1)  # [B, 1 + K (+ 1), C]
         x = x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))
         record = PruneRecord(
-            block=-1,  # filled in by the model, which knows the block's position
+            block=-1,  # filled in by the model, which tracks the block's position
             keep_rate=self.keep_rate,
             tokens_in=tokens,
             tokens_out=x.shape[1],

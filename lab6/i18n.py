@@ -13,7 +13,7 @@ __all__ = ["Lab6Error", "ScheduleError", "ImageError", "WeightsError", "ModelErr
 
 
 def language() -> str:
-    """Return ``"en"`` when LAB6_LANG asks for English, else ``"zh-TW"``."""
+    """Return ``"en"`` when LAB6_LANG selects English, else ``"zh-TW"``."""
     value = os.environ.get("LAB6_LANG", "").strip().lower().replace("_", "-")
     return "en" if value.startswith("en") else "zh-TW"
 

@@ -88,7 +88,7 @@ def patch_owner(idxs: Sequence[torch.Tensor], fuse: bool, num_patches: int) -> l
         num_patches: the number of patches P (196 for a 224 x 224 image with patch 16).
 
     Returns:
-        A list of [B, P] long tensors. Entry ``t >= 0`` says patch p lives in the block's
+        A list of [B, P] long tensors. Entry ``t >= 0`` means patch p lives in the block's
         output token at non-CLS position t; with fusion, the last position is the new fused
         token. :data:`DROPPED` marks a patch whose token was discarded (fusion off).
     """
