@@ -101,7 +101,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=32, help="images per forward pass (default 32)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
-    parser.add_argument("--iters", type=int, default=10, help="forward passes per timed run (default 10)")
+    parser.add_argument("--iters", type=int, default=10, help="forward passes per variant in each round (default 10)")
     parser.add_argument("--runs", type=int, default=5, help="interleaved rounds, each timing every variant once; medians are printed (default 5)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed forward passes per variant (default 2)")
     parser.add_argument("--bf16", action="store_true", help="run under torch.autocast with bfloat16")
