@@ -82,28 +82,44 @@ def _limit_resources(limits: Limits) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def _kernel_environment(extra: dict[str, str] | None) -> dict[str, str]:
-    # The hidden checks run in the grader only, so the kernel does not learn their file's path.
-    hidden = ("LAB6_GRADE", "PYTEST_", "LAB6_HIDDEN_CHECKS")
-    env = {key: value for key, value in os.environ.items() if not key.startswith(hidden)}
+_GRADER_ONLY = ("LAB6_GRADE", "PYTEST_", "LAB6_HIDDEN_CHECKS")
+"""Prefixes of environment variables that stay with the grader: results files, pytest's own
+settings, and the hidden checks' path, which student code must not learn."""
+
+
+def untrusted_environment(settings: dict[str, str], extra: dict[str, str] | None) -> dict[str, str]:
+    """Return the environment of a process that runs student code.
+
+    It is the grader's own, less the grader-only variables, with single-threaded CPU-only
+    offline defaults, then ``settings`` (the caller's fixed values), then ``extra``
+    (per-run values such as ``LAB6_LANG``), from which grader-only variables are dropped.
+    """
+    env = {key: value for key, value in os.environ.items() if not key.startswith(_GRADER_ONLY)}
     env.update(
         {
             "OMP_NUM_THREADS": "1",
             "MKL_NUM_THREADS": "1",
             "LAB6_DEVICE": "cpu",
-            # The expected outputs that nbval compares were saved in zh-TW.
-            "LAB6_LANG": "zh-TW",
             "CUDA_VISIBLE_DEVICES": "",
             "HF_HUB_OFFLINE": "1",
-            "MPLBACKEND": "module://matplotlib_inline.backend_inline",
             "PYTHONHASHSEED": "0",
-            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
-            STDIN_ENV: "1",
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])),
         }
     )
-    env.update({key: value for key, value in (extra or {}).items() if key != "LAB6_HIDDEN_CHECKS"})
+    env.update(settings)
+    env.update({key: value for key, value in (extra or {}).items() if not key.startswith(_GRADER_ONLY)})
     return env
+
+
+def _kernel_environment(extra: dict[str, str] | None) -> dict[str, str]:
+    settings = {
+        # The expected outputs that nbval compares were saved in zh-TW.
+        "LAB6_LANG": "zh-TW",
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+        STDIN_ENV: "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])),
+    }
+    return untrusted_environment(settings, extra)
 
 
 def _kill_tree(process: subprocess.Popen) -> None:

@@ -43,7 +43,7 @@ import torch
 
 from lab6.checks.base import collect_announcements
 from lab6.grade import worker as protocol
-from lab6.grade.run import Limits
+from lab6.grade.run import Limits, untrusted_environment
 from lab6.grade.workbook import REPO_ROOT, GradedItem, cell_roles
 from lab6.i18n import tr
 
@@ -197,21 +197,7 @@ def answer_sources(notebook: nbformat.NotebookNode) -> tuple[list[str], list[lis
 
 
 def _worker_environment(extra: dict[str, str] | None) -> dict[str, str]:
-    hidden = ("LAB6_GRADE", "PYTEST_", "LAB6_HIDDEN_CHECKS")
-    env = {key: value for key, value in os.environ.items() if not key.startswith(hidden)}
-    env.update(
-        {
-            "OMP_NUM_THREADS": "1",
-            "MKL_NUM_THREADS": "1",
-            "LAB6_DEVICE": "cpu",
-            "CUDA_VISIBLE_DEVICES": "",
-            "HF_HUB_OFFLINE": "1",
-            "MPLBACKEND": "Agg",
-            "PYTHONHASHSEED": "0",
-        }
-    )
-    env.update({key: value for key, value in (extra or {}).items() if not key.startswith(hidden)})
-    return env
+    return untrusted_environment({"MPLBACKEND": "Agg"}, extra)
 
 
 def _limit_worker(limits: Limits) -> None:
