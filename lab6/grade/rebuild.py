@@ -145,13 +145,13 @@ def _student_cells(submission: NotebookNode) -> tuple[dict[str, NotebookNode], d
 def _find(cell: NotebookNode, role: str, exercise: str, by_id: dict, by_tag: dict) -> tuple[NotebookNode | None, bool]:
     """Return the submission's cell for a reference cell and whether the tag (not the id) found it."""
     candidate = by_id.get(cell.get("id"))
-    wanted_type = cell.cell_type
-    if candidate is not None and candidate.cell_type == wanted_type:
+    expected_type = cell.cell_type
+    if candidate is not None and candidate.cell_type == expected_type:
         other_roles = [r for r in cell_roles(candidate) if r != (role, exercise)]
         if not other_roles:
             return candidate, False
     candidate = by_tag.get(f"{role}:{exercise}")
-    if candidate is not None and candidate.cell_type == wanted_type:
+    if candidate is not None and candidate.cell_type == expected_type:
         return candidate, True
     return None, False
 

@@ -73,8 +73,8 @@ class RunResult:
     seconds: float = 0.0
 
 
-def _limit_resources(limits: Limits) -> None:
-    """Set rlimits in the child before exec; the kernel inherits them."""
+def limit_resources(limits: Limits) -> None:
+    """Set CPU-time, memory and core-dump rlimits in a child before exec; its children inherit them."""
     cpu = max(1, int(limits.cpu_seconds))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
     memory = int(limits.memory_mb) * 1024 * 1024
@@ -212,7 +212,7 @@ def run_notebook(notebook: nbformat.NotebookNode, limits: Limits, env: dict[str,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=lambda: _limit_resources(limits),
+                preexec_fn=lambda: limit_resources(limits),
             )
             assert process.stdin is not None
             process.stdin.write(json.dumps({RESULTS_ENV: str(results), "nonce": nonce}).encode() + b"\n")

@@ -43,7 +43,7 @@ import torch
 
 from lab6.checks.base import collect_announcements
 from lab6.grade import worker as protocol
-from lab6.grade.run import Limits, untrusted_environment
+from lab6.grade.run import Limits, limit_resources, untrusted_environment
 from lab6.grade.workbook import REPO_ROOT, GradedItem, cell_roles
 from lab6.i18n import tr
 
@@ -201,12 +201,8 @@ def _worker_environment(extra: dict[str, str] | None) -> dict[str, str]:
 
 
 def _limit_worker(limits: Limits) -> None:
-    """Set rlimits in the worker before exec."""
-    cpu = max(1, int(limits.cpu_seconds))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
-    memory = int(limits.memory_mb) * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    """Set the kernel's rlimits in the worker before exec, plus a cap on the size of files it writes."""
+    limit_resources(limits)
     resource.setrlimit(resource.RLIMIT_FSIZE, (_MAX_FILE_BYTES, _MAX_FILE_BYTES))
 
 
